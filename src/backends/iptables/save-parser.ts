@@ -1,0 +1,57 @@
+/**
+ * Reads `iptables-save` / `ip6tables-save` text into tables, chains and rule specs.
+ * Used to find dockwall's part of the live state (apply, verify, status, plan).
+ */
+export interface SavedChain {
+  name: string;
+  /** ACCEPT/DROP for built-in chains, undefined for user chains. */
+  policy?: string;
+  rules: string[];
+}
+
+export interface SavedTable {
+  name: string;
+  chains: Map<string, SavedChain>;
+}
+
+export type SavedState = Map<string, SavedTable>;
+
+export class SaveParseError extends Error {}
+
+export function parseSave(text: string): SavedState {
+  const tables: SavedState = new Map();
+  let table: SavedTable | undefined;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trimEnd();
+    if (line === "" || line.startsWith("#")) continue;
+    if (line.startsWith("*")) {
+      table = { name: line.slice(1), chains: new Map() };
+      tables.set(table.name, table);
+    } else if (line === "COMMIT") {
+      table = undefined;
+    } else if (table === undefined) {
+      throw new SaveParseError(`line ${i + 1}: "${line}" outside a table`);
+    } else if (line.startsWith(":")) {
+      const [name, policy] = line.slice(1).split(" ");
+      table.chains.set(name!, { name: name!, policy: policy === "-" ? undefined : policy, rules: [] });
+    } else if (line.startsWith("-A ")) {
+      const rest = line.slice(3);
+      const space = rest.indexOf(" ");
+      const chainName = space < 0 ? rest : rest.slice(0, space);
+      const spec = space < 0 ? "" : rest.slice(space + 1);
+      const chain = table.chains.get(chainName);
+      if (!chain) throw new SaveParseError(`line ${i + 1}: rule for undeclared chain ${chainName}`);
+      chain.rules.push(spec);
+    } else {
+      throw new SaveParseError(`line ${i + 1}: cannot read "${line}"`);
+    }
+  }
+  return tables;
+}
+
+/** The chain a rule jumps or goes to, if any (`-j X` / `-g X` as the rule's target). */
+export function ruleTarget(spec: string): string | undefined {
+  const m = / ?-[jg] (\S+)/.exec(spec);
+  return m?.[1];
+}

@@ -1,0 +1,69 @@
+/**
+ * The kernel's firewall as dockwall uses it: read the state, load a payload, with every command going
+ * through the Runner. Each writing method names its inverse, so a failed step can be undone.
+ */
+import type { Family } from "../policy/types.js";
+import type { IptablesVariant } from "../facts/types.js";
+import { CommandFailedError, type Runner } from "../exec/runner.js";
+
+/** Seconds to wait for the xtables lock held by Docker or another tool (iptables -w). */
+const XTABLES_WAIT = "10";
+
+export class NetfilterError extends Error {}
+
+export class Netfilter {
+  constructor(
+    private readonly runner: Runner,
+    readonly variant: IptablesVariant,
+  ) {}
+
+  private bin(family: Family, tool: "save" | "restore"): string {
+    return `${family === "ipv4" ? "iptables" : "ip6tables"}-${this.variant}-${tool}`;
+  }
+
+  /** Reads every table of one family, as `iptables-save` prints it. Read-only. */
+  async save(family: Family, opts: { counters?: boolean } = {}): Promise<string> {
+    const r = await this.runner.run(this.bin(family, "save"), opts.counters ? ["-c"] : []);
+    if (r.code !== 0) throw new NetfilterError(`${this.bin(family, "save")} failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Checks a payload without changing anything. Read-only. */
+  async test(family: Family, payload: string): Promise<void> {
+    await this.restoreWith(family, payload, ["--test"]);
+  }
+
+  /**
+   * Loads a payload with --noflush: only the chains it declares are flushed. Each table block is
+   * atomic; blocks before a failing one stay applied. Inverse: restore() of a payload made from the
+   * state saved before (diff.ts restorePayload of the old dockwall part).
+   */
+  async restore(family: Family, payload: string): Promise<void> {
+    await this.restoreWith(family, payload, []);
+  }
+
+  private async restoreWith(family: Family, payload: string, extra: string[]): Promise<void> {
+    const bin = this.bin(family, "restore");
+    const r = await this.runner.run(bin, ["-w", XTABLES_WAIT, "--noflush", ...extra], { input: payload });
+    if (r.code !== 0) throw new NetfilterError(`${bin}${extra.length ? " " + extra.join(" ") : ""} refused the ${family} rules: ${r.stderr.trim()}`);
+  }
+
+  /** Every ipset, as `ipset save` prints it. Read-only. */
+  async ipsetSave(): Promise<string> {
+    const r = await this.runner.run("ipset", ["save"]);
+    if (r.code !== 0) throw new NetfilterError(`ipset save failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /**
+   * Runs ipset commands line by line (`ipset -exist restore`); not atomic: it stops at the first
+   * failing line. Inverse: the matching lines of SetPlan.undoCommit / discard.
+   */
+  async ipsetRestore(lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const r = await this.runner.run("ipset", ["-exist", "restore"], { input: lines.join("\n") + "\n" });
+    if (r.code !== 0) throw new NetfilterError(`ipset restore failed: ${r.stderr.trim()}`);
+  }
+}
+
+export { CommandFailedError };

@@ -1,0 +1,46 @@
+/** What every command needs: the runner, the state store, the lock, and consistent output. */
+import { ProcessRunner, type Runner } from "../exec/runner.js";
+import { FlockLock, type Lock } from "../apply/lock.js";
+import { StateStore, stateDir } from "../apply/state-store.js";
+import { Netfilter } from "../backends/netfilter.js";
+import { readHostFacts } from "../facts/host.js";
+
+export const DEFAULT_POLICY = "/etc/dockwall/dockwall.yaml";
+
+export interface GlobalOptions {
+  stateDir?: string;
+}
+
+export interface Context {
+  runner: Runner;
+  store: StateStore;
+  lock: Lock;
+}
+
+export function makeContext(global: GlobalOptions): Context {
+  const store = new StateStore(stateDir(global.stateDir));
+  return { runner: new ProcessRunner(), store, lock: new FlockLock(store.lockFile) };
+}
+
+/** Where dockwall's rules are: the variant they were applied to, else where Docker's rules are. */
+export async function netfilterFor(ctx: Context): Promise<Netfilter> {
+  const stored = await ctx.store.read();
+  if (stored.current) return new Netfilter(ctx.runner, stored.current.variant);
+  const host = await readHostFacts(ctx.runner);
+  return new Netfilter(ctx.runner, host.iptables);
+}
+
+/** Ends the process with a code after output has been written; no stack trace. */
+export class Exit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+export function warn(lines: string[]): void {
+  for (const l of lines) process.stderr.write(`warning: ${l}\n`);
+}
+
+export function print(lines: string[]): void {
+  for (const l of lines) process.stdout.write(`${l}\n`);
+}

@@ -1,0 +1,19 @@
+import type { Command } from "commander";
+import { compilePolicy } from "../pipeline.js";
+import { describePlan, makePlan, planIsEmpty, readLive } from "../apply/apply.js";
+import { DEFAULT_POLICY, makeContext, print, warn, type GlobalOptions } from "./common.js";
+
+export function registerPlan(program: Command): void {
+  program
+    .command("plan")
+    .description("show what apply would change (rules and set members); touches nothing")
+    .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
+    .addHelpText("after", "\nExample:\n  dockwall plan -c /etc/dockwall/dockwall.yaml")
+    .action(async (opts: { config: string }, cmd: Command) => {
+      const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
+      const compiled = await compilePolicy(opts.config, ctx.runner);
+      warn(compiled.warnings);
+      const plan = makePlan(compiled.desired, await readLive(compiled.netfilter));
+      print(planIsEmpty(plan) ? ["no changes: the kernel already holds this policy"] : describePlan(plan));
+    });
+}

@@ -1,0 +1,91 @@
+import type { Command } from "commander";
+import { readLive, FAMILIES } from "../apply/apply.js";
+import { describeDiff, diffFamily, isEmptyDiff } from "../backends/iptables/diff.js";
+import { planSets } from "../backends/ipset.js";
+import { parseSave } from "../backends/iptables/save-parser.js";
+import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
+
+interface StatusReport {
+  applied: boolean;
+  appliedAt?: string;
+  source?: string;
+  variant: string;
+  inSync: boolean;
+  drift: string[];
+  families: Record<string, { chains: Record<string, number>; jumpsFirst: boolean; dropped: { packets: number; bytes: number } }>;
+  sets: { name: string; family: string; members: number }[];
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("what is applied, whether the kernel still holds it (drift), and drop counters")
+    .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied.\n\nExample:\n  dockwall status --json")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
+      const nf = await netfilterFor(ctx);
+      const stored = await ctx.store.read();
+      const live = await readLive(nf);
+      const report: StatusReport = {
+        applied: stored.current !== undefined,
+        appliedAt: stored.current?.at,
+        source: stored.current?.source,
+        variant: nf.variant,
+        inSync: false,
+        drift: [],
+        families: {},
+        sets: [...live.sets.values()].map((s) => ({ name: s.name, family: s.family, members: s.members.length })),
+      };
+      for (const f of FAMILIES) {
+        const counted = parseSave(await nf.save(f, { counters: true }));
+        const chains: Record<string, number> = {};
+        let packets = 0;
+        let bytes = 0;
+        for (const table of counted.values()) {
+          for (const chain of table.chains.values()) {
+            if (!chain.name.startsWith("DOCKWALL-")) continue;
+            chains[`${table.name}/${chain.name}`] = chain.rules.length;
+            for (const r of chain.rules) {
+              // With -c every rule starts with [packets:bytes].
+              const m = /^\[(\d+):(\d+)\] (.*)$/.exec(r);
+              if (m && / -j DROP$| -j REJECT /.test(` ${m[3]}`)) {
+                packets += Number(m[1]);
+                bytes += Number(m[2]);
+              }
+            }
+          }
+        }
+        const wanted = stored.current?.state[f];
+        const diff = wanted ? diffFamily(wanted, live[f]) : undefined;
+        report.families[f] = {
+          chains,
+          jumpsFirst: diff ? !diff.jumps.some((j) => j.problem !== "stale") : false,
+          dropped: { packets, bytes },
+        };
+        if (diff && !isEmptyDiff(diff)) report.drift.push(...describeDiff(diff));
+      }
+      if (stored.current) report.drift.push(...planSets(stored.current.state.sets, live.sets).summary);
+      report.inSync = report.applied && report.drift.length === 0;
+      if (opts.json) {
+        print([JSON.stringify(report, null, 2)]);
+      } else {
+        print(humanStatus(report));
+      }
+      if (!report.inSync) throw new Exit(3);
+    });
+}
+
+function humanStatus(r: StatusReport): string[] {
+  const lines: string[] = [];
+  lines.push(r.applied ? `applied ${r.appliedAt} from ${r.source} (iptables ${r.variant})` : `nothing applied by dockwall (iptables ${r.variant})`);
+  for (const [f, fam] of Object.entries(r.families)) {
+    const chains = Object.entries(fam.chains).map(([n, c]) => `${n} ${c}`).join(", ") || "no dockwall chains";
+    lines.push(`${f}: ${chains}; jumps ${fam.jumpsFirst ? "in place, first" : "NOT in place"}; dropped ${fam.dropped.packets} packets`);
+  }
+  for (const s of r.sets) lines.push(`set ${s.name} (${s.family}): ${s.members} members`);
+  if (r.applied) lines.push(r.drift.length === 0 ? "in sync: the kernel holds what was applied" : "DRIFT: the kernel differs from what was applied:");
+  lines.push(...r.drift.map((d) => `  ${d}`));
+  return lines;
+}
+
