@@ -224,8 +224,9 @@ function hostOutsideRules(family: Family, policy: Policy, published: PublishedOp
   for (const p of published) {
     if (p.family !== undefined && p.family !== family) continue;
     for (const src of sourceMatches(family, p.from)) {
+      const dst = p.hostIp === undefined ? {} : { dst: `${p.hostIp}/${family === "ipv4" ? 32 : 128}` };
       rules.push({
-        match: { ...src, proto: p.proto, dport: p.ports },
+        match: { ...src, ...dst, proto: p.proto, dport: p.ports },
         verdict: { kind: "RETURN" },
         comment: `${p.comment} via docker-proxy`,
       });

@@ -16,6 +16,8 @@ export interface Match {
   proto?: "tcp" | "udp" | "icmp" | "ipv6-icmp" | "esp";
   /** A normalised CIDR. */
   src?: string;
+  /** A normalised CIDR the packet is addressed to. */
+  dst?: string;
   /** Name of an ipset matched against the source address. */
   srcSet?: string;
   /** Destination port(s), only with proto tcp/udp. */

@@ -46,6 +46,7 @@ export function renderRule(rule: Rule): string {
   const m = rule.match;
   const parts: string[] = [];
   if (m.src !== undefined) parts.push("-s", m.src);
+  if (m.dst !== undefined) parts.push("-d", m.dst);
   if (m.inIface !== undefined) parts.push("-i", m.inIface);
   if (m.outIface !== undefined) parts.push("-o", m.outIface);
   if (m.proto !== undefined) parts.push("-p", m.proto);

@@ -1,0 +1,185 @@
+/**
+ * End-to-end: dockwall against a real dockerd 20.10, real netfilter and real connections, in all four
+ * of Docker's modes (IPv6 through docker-proxy or Docker's own ip6tables DNAT; ip_forward on or off
+ * before dockerd starts, which decides Docker's FORWARD policy). Every behaviour a user relies on is
+ * asserted with probes from the trusted client, the admin and a stranger, over IPv4 and IPv6.
+ */
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { Lab, type Client, type LabOptions } from "./lab.js";
+import { LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy, type Target } from "./expectations.js";
+
+const MODES: LabOptions[] = [
+  { ipv6Mode: "proxy", ipForwardBeforeDocker: false },
+  { ipv6Mode: "proxy", ipForwardBeforeDocker: true },
+  { ipv6Mode: "ip6tables", ipForwardBeforeDocker: false },
+  { ipv6Mode: "ip6tables", ipForwardBeforeDocker: true },
+];
+const FAMILIES = ["ipv4", "ipv6"] as const;
+
+/** Probes every (target, client, family) and returns the ones whose outcome differs from `allowed`. */
+async function mismatches(lab: Lab, targets: Target[]): Promise<string[]> {
+  const specs: { client: Client; family: "ipv4" | "ipv6"; proto: "tcp" | "udp"; port: number; dst?: string; label: string; expect: boolean }[] = [];
+  for (const t of targets) {
+    for (const family of FAMILIES) {
+      let dst: string | undefined;
+      if (t.container !== undefined) {
+        dst = await lab.containerAddress(t.container, family);
+        if (dst === undefined) continue; // no IPv6 container addresses in proxy mode: nothing to route to
+      }
+      for (const client of Object.values(lab.clients)) {
+        specs.push({
+          client,
+          family,
+          proto: t.proto,
+          port: t.port,
+          dst,
+          label: `${client.name} ${family} -> ${t.what}`,
+          expect: t.allowed.includes(client.name),
+        });
+      }
+    }
+  }
+  const results = await lab.probeMany(specs.map(({ client, family, proto, port, dst }) => ({ client, family, proto, port, dst })));
+  return specs.flatMap((s, i) => (results[i] === s.expect ? [] : [`${s.label}: expected ${s.expect ? "open" : "closed"}, was ${results[i] ? "open" : "closed"}`]));
+}
+
+async function dockwallOk(lab: Lab, args: string[]): Promise<string> {
+  const r = await lab.dockwall(args);
+  assert.equal(r.code, 0, `dockwall ${args.join(" ")} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Docker's own chains (everything not dockwall's), to show they are never rewritten. */
+async function dockerChains(lab: Lab): Promise<string> {
+  const parts: string[] = [];
+  for (const family of FAMILIES) {
+    const text = await lab.hostIptablesSave(family);
+    parts.push(
+      ...text
+        .split("\n")
+        .filter((l) => /^-A DOCKER/.test(l) || /^:DOCKER/.test(l))
+        .map((l) => `${family} ${l.replace(/\[\d+:\d+\]/, "")}`),
+    );
+  }
+  return parts.sort().join("\n");
+}
+
+for (const mode of MODES) {
+  const name = `IPv6 via ${mode.ipv6Mode === "proxy" ? "docker-proxy" : "Docker's ip6tables DNAT"}, ip_forward ${mode.ipForwardBeforeDocker ? "on" : "off"} before dockerd`;
+  describe(`dockwall on Docker 20.10: ${name}`, () => {
+    let lab: Lab;
+    let policy: string;
+    let dockerBefore: string;
+
+    before(async () => {
+      lab = await Lab.create(mode);
+      policy = await writeLabPolicy(lab.workDir);
+    });
+    after(async () => {
+      await lab?.destroy();
+    });
+
+    it("without dockwall, a stranger reaches the database and the host over IPv4 and IPv6", async () => {
+      assert.deepEqual(await mismatches(lab, OPEN_WITHOUT_DOCKWALL), []);
+      dockerBefore = await dockerChains(lab);
+    });
+
+    it("apply opens exactly what the policy says, over IPv4 and IPv6", async () => {
+      const out = await dockwallOk(lab, ["apply", "-c", policy]);
+      assert.match(out, /applied/);
+      assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+    });
+
+    it("Docker's chains are untouched by apply", async () => {
+      assert.equal(await dockerChains(lab), dockerBefore);
+    });
+
+    it("a re-apply changes nothing and says so", async () => {
+      const before4 = await lab.hostIptablesSave("ipv4");
+      const out = await dockwallOk(lab, ["apply", "-c", policy]);
+      assert.match(out, /no changes/);
+      const strip = (s: string) => s.replace(/^#.*$/gm, "");
+      assert.equal(strip(await lab.hostIptablesSave("ipv4")), strip(before4));
+      const status = await lab.dockwall(["status", "--json"]);
+      assert.equal(status.code, 0, status.stdout + status.stderr);
+      assert.equal(JSON.parse(status.stdout).inSync, true);
+    });
+
+    it("replies and the containers' own outgoing connections keep working", async () => {
+      // The stranger cannot connect in, but a container and the host can connect out to it.
+      const listener = spawn("ip", ["netns", "exec", lab.clients.stranger.ns, "socat", "TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:echo outside"], {
+        stdio: "ignore",
+      });
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const fromContainer = await lab.docker(["exec", "web", "socat", "-T2", "-", `TCP:${lab.clients.stranger.ipv4}:7777,connect-timeout=2`]);
+        assert.match(fromContainer.stdout, /outside/, `container -> outside: ${fromContainer.stderr}`);
+        const fromHost = await lab.exec(lab.hostNs, "socat", ["-T2", "-", `TCP:${lab.clients.stranger.ipv4}:7777,connect-timeout=2`]);
+        assert.match(fromHost.stdout, /outside/, `host -> outside: ${fromHost.stderr}`);
+      } finally {
+        listener.kill();
+      }
+    });
+
+    it("a container started after apply is closed to strangers, open to trusted sources", async () => {
+      await lab.startContainer({ name: "cache", args: ["-p", "6379:6379"], command: lab.serviceCommand(6379, "cache", "tcp") });
+      assert.deepEqual(
+        await mismatches(lab, [{ what: "cache 6379 started after apply", proto: "tcp", port: 6379, allowed: ["trusted"] }]),
+        [],
+      );
+    });
+
+    it("an established connection survives a re-apply that changes the rules", async () => {
+      const conn = lab.openConnection(lab.clients.trusted, "ipv4", 5432);
+      try {
+        assert.equal(await conn.exchange("one"), "one");
+        // Drop the trusted group's IPv4 range: new connections from it are refused from now on...
+        const changed = LAB_POLICY.replace("office: [198.18.0.8/29, ", "office: [");
+        await writeFile(policy, changed);
+        assert.match(await dockwallOk(lab, ["apply", "-c", policy]), /applied/);
+        // ...but the connection that is already open keeps working.
+        assert.equal(await conn.exchange("two"), "two");
+        assert.equal(await lab.probe(lab.clients.trusted, "ipv4", "tcp", 5432), false);
+      } finally {
+        conn.close();
+        await writeFile(policy, LAB_POLICY);
+        await dockwallOk(lab, ["apply", "-c", policy]);
+      }
+    });
+
+    it("rollback restores the previous rules exactly", async () => {
+      const applied = await lab.hostIptablesSave("ipv4");
+      const opened = LAB_POLICY.replace("  - port: 8080          # web (8080 -> 80): public", "  - port: [8080, 5432]");
+      await writeFile(policy, opened);
+      await dockwallOk(lab, ["apply", "-c", policy]);
+      assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 5432), true, "the opened policy lets the stranger in");
+      await dockwallOk(lab, ["rollback"]);
+      assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 5432), false, "rolled back: closed again");
+      const strip = (s: string) => s.replace(/^#.*$/gm, "");
+      assert.equal(strip(await lab.hostIptablesSave("ipv4")), strip(applied));
+      await writeFile(policy, LAB_POLICY);
+    });
+
+    it("dockerd restarts and new networks do not open anything", async () => {
+      await lab.restartDockerd();
+      await lab.docker(["network", "create", "--subnet", "172.31.0.0/24", "later"]);
+      assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+      await lab.restartDockerd();
+      assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+    });
+
+    it("remove takes dockwall out and Docker's behaviour comes back, its chains untouched", async () => {
+      const out = await dockwallOk(lab, ["remove"]);
+      assert.match(out, /removed/);
+      for (const family of FAMILIES) {
+        assert.doesNotMatch(await lab.hostIptablesSave(family), /DOCKWALL/);
+      }
+      const sets = await lab.exec(lab.hostNs, "ipset", ["list", "-n"]);
+      assert.doesNotMatch(sets.stdout, /^dw[46]-/m);
+      assert.deepEqual(await mismatches(lab, OPEN_WITHOUT_DOCKWALL), []);
+    });
+  });
+}

@@ -1,0 +1,201 @@
+/**
+ * The apply transaction against the stateful fake: Docker's chains are never named, jumps stay
+ * first, IPv4/IPv6/sets change together or not at all, re-apply is a no-op, rollback is exact.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { FakeNetfilter } from "./fake-netfilter.js";
+import { Netfilter } from "../../src/backends/netfilter.js";
+import { apply, ApplyError } from "../../src/apply/apply.js";
+import { applyAndRecord } from "../../src/apply/transaction.js";
+import { MemoryLock } from "../../src/apply/lock.js";
+import { StateStore } from "../../src/apply/state-store.js";
+import { emptyState, render, type DesiredState } from "../../src/backends/rendered.js";
+import { compile } from "../../src/compile/index.js";
+import type { Facts } from "../../src/facts/types.js";
+import type { Policy } from "../../src/policy/types.js";
+import { DOCKER_20_10_SAVE } from "./docker-layout.js";
+
+const loc = { file: "p.yaml", line: 1, col: 1 };
+
+function policy(over: Partial<Policy> = {}): Policy {
+  return {
+    file: "p.yaml",
+    groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5/32"], ipv6: ["2001:db8:1::/48"] }],
+    trusted: [{ kind: "group", name: "office" }],
+    host: [{ ports: [{ from: 22, to: 22 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
+    containers: [{ ports: [{ from: 8080, to: 8080 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
+    routes: [],
+    icmp: "allow",
+    default: "drop",
+    log: { drops: false, rate: "10/min" },
+    ...over,
+  };
+}
+
+const facts: Facts = {
+  docker: { reachable: true, containers: [], networks: [] },
+  host: { interfaces: [], iptables: "nft" },
+};
+
+function desiredFor(p: Policy): DesiredState {
+  return render(compile(p, facts));
+}
+
+function dockerHost(): FakeNetfilter {
+  const fake = new FakeNetfilter();
+  fake.loadSave("ipv4", DOCKER_20_10_SAVE);
+  return fake;
+}
+
+function dockerRules(fake: FakeNetfilter): string {
+  const save = fake.saveText("ipv4");
+  return save
+    .split("\n")
+    .filter((l) => /^(-A|:)DOCKER/.test(l) || /^-A FORWARD/.test(l) || /^-A (PREROUTING|OUTPUT|POSTROUTING)/.test(l))
+    .filter((l) => !/DOCKWALL/.test(l))
+    .join("\n");
+}
+
+test("apply adds dockwall's chains and jumps, and never touches Docker's chains", async () => {
+  const fake = dockerHost();
+  const before = dockerRules(fake);
+  const result = await apply(new Netfilter(fake, "nft"), desiredFor(policy()));
+  assert.equal(result.changed, true);
+  assert.equal(dockerRules(fake), before);
+  assert.equal(fake.rules("ipv4", "filter", "INPUT")[0], "-m comment --comment dockwall -j DOCKWALL-INPUT");
+  assert.equal(fake.rules("ipv4", "mangle", "FORWARD")[0], "-m comment --comment dockwall -j DOCKWALL-FORWARD");
+  assert.equal(fake.rules("ipv6", "mangle", "FORWARD")[0], "-m comment --comment dockwall -j DOCKWALL-FORWARD");
+  assert.ok(fake.set("dw4-office"));
+  for (const call of fake.calls.filter((c) => c.cmd.includes("restore") && c.cmd.includes("tables"))) {
+    assert.ok(call.args.includes("--noflush"), `every restore is --noflush: ${call.cmd} ${call.args.join(" ")}`);
+    assert.doesNotMatch(call.input ?? "", /^:DOCKER/m, "Docker's chains are never declared (declaring flushes)");
+    assert.doesNotMatch(call.input ?? "", /^-[FX] DOCKER/m);
+  }
+});
+
+test("a re-apply of the same policy runs no writing command", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await apply(nf, desiredFor(policy()));
+  const callsBefore = fake.calls.length;
+  const result = await apply(nf, desiredFor(policy()));
+  assert.equal(result.changed, false);
+  const writes = fake.calls.slice(callsBefore).filter((c) => c.cmd.endsWith("restore") || c.args[0] === "restore" || c.args.includes("restore"));
+  assert.deepEqual(writes, []);
+});
+
+test("a jump pushed down by Docker is moved back to the top, and only once", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await apply(nf, desiredFor(policy()));
+  // What Docker 20.10 does to ip6tables FORWARD on restart: insert its rules above ours.
+  await fake.run("iptables-nft-restore", ["--noflush"], { input: "*mangle\n-I FORWARD 1 -i docker0 -j ACCEPT\nCOMMIT\n" });
+  assert.notEqual(fake.rules("ipv4", "mangle", "FORWARD")[0], "-m comment --comment dockwall -j DOCKWALL-FORWARD");
+  const result = await apply(nf, desiredFor(policy()));
+  assert.equal(result.changed, true);
+  const forward = fake.rules("ipv4", "mangle", "FORWARD");
+  assert.equal(forward[0], "-m comment --comment dockwall -j DOCKWALL-FORWARD");
+  assert.equal(forward.filter((r) => r.includes("DOCKWALL")).length, 1);
+  assert.ok(forward.includes("-i docker0 -j ACCEPT"), "the other tool's rule stays");
+});
+
+test("if IPv6 fails, IPv4 and the sets are put back: nothing half-applied", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await apply(nf, desiredFor(policy()));
+  const before = fake.snapshot();
+  const changed = policy({
+    groups: [{ name: "office", ipv4: ["203.0.113.0/24"], ipv6: ["2001:db8:1::/48"] }],
+    host: [{ ports: [{ from: 2222, to: 2222 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
+  });
+  fake.failNext((cmd, args) => cmd.startsWith("ip6tables") && cmd.endsWith("restore") && !args.includes("--test"), {
+    code: 1,
+    stderr: "ip6tables-restore: injected failure",
+  });
+  await assert.rejects(apply(nf, desiredFor(changed)), (e: unknown) => e instanceof ApplyError && e.rolledBack && /injected failure/.test(e.message));
+  assert.deepEqual(fake.snapshot(), before);
+});
+
+test("a payload the kernel refuses at --test changes nothing, not even sets", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  const before = fake.snapshot();
+  fake.failNext((cmd, args) => cmd.startsWith("iptables") && args.includes("--test"), { code: 2, stderr: "bad rule" });
+  await assert.rejects(apply(nf, desiredFor(policy())), ApplyError);
+  assert.deepEqual(fake.snapshot(), before);
+});
+
+test("a failed ipset step changes nothing", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  const before = fake.snapshot();
+  fake.failNext((cmd, args) => cmd === "ipset" && args.includes("restore"), { code: 1, stderr: "ipset v7.17: Kernel error" });
+  await assert.rejects(apply(nf, desiredFor(policy())), ApplyError);
+  assert.deepEqual(fake.snapshot(), before);
+});
+
+test("small member changes go in as a delta, large ones as a swapped set; no rule changes", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await apply(nf, desiredFor(policy()));
+  const rulesBefore = fake.saveText("ipv4").replace(/^#.*$/gm, "");
+  const many = Array.from({ length: 3000 }, (_, i) => `198.18.${i >> 8}.${i & 255}/32`);
+  await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5/32", "198.19.0.1/32"], ipv6: ["2001:db8:1::/48"] }] })));
+  assert.ok(fake.set("dw4-office")!.members.has("198.19.0.1"));
+  await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: many, ipv6: [] }] })));
+  assert.equal(fake.set("dw4-office")!.members.size, 3000);
+  assert.equal(fake.set("dw6-office")!.members.size, 0);
+  assert.equal(fake.set("dw4-office.n"), undefined, "the scratch set is gone");
+  assert.equal(fake.saveText("ipv4").replace(/^#.*$/gm, ""), rulesBefore);
+});
+
+test("a group nobody references any more loses its set, after the rules stop using it", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await apply(nf, desiredFor(policy()));
+  await apply(nf, desiredFor(policy({ trusted: [] })));
+  assert.equal(fake.set("dw4-office"), undefined);
+  assert.equal(fake.set("dw6-office"), undefined);
+});
+
+test("remove takes everything of dockwall's out, and rollback brings back the exact state", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
+  try {
+    const store = new StateStore(dir);
+    const lock = new MemoryLock();
+    const pristine = fake.snapshot();
+    await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
+    const applied = fake.snapshot();
+    await applyAndRecord(nf, emptyState(), store, lock, "remove");
+    assert.deepEqual(fake.snapshot(), pristine);
+    const stored = await store.read();
+    await applyAndRecord(nf, stored.previous!.state, store, lock, "rollback");
+    assert.deepEqual(fake.snapshot(), applied);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("two applies at once are serialised by the lock", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
+  try {
+    const store = new StateStore(dir);
+    const lock = new MemoryLock();
+    const a = desiredFor(policy());
+    const b = desiredFor(policy({ host: [{ ports: [{ from: 2222, to: 2222 }], protos: ["tcp"], from: [{ kind: "any" }], loc }] }));
+    await Promise.all([applyAndRecord(nf, a, store, lock, "a"), applyAndRecord(nf, b, store, lock, "b")]);
+    const stored = await store.read();
+    assert.equal(stored.current!.source, "b");
+    assert.ok(fake.rules("ipv4", "filter", "DOCKWALL-INPUT-OUTSIDE").some((r) => r.includes("--dport 2222")));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
