@@ -3,7 +3,7 @@ import { ProcessRunner, type Runner } from "../exec/runner.js";
 import { FlockLock, type Lock } from "../apply/lock.js";
 import { StateStore, stateDir } from "../apply/state-store.js";
 import { Netfilter } from "../backends/netfilter.js";
-import { readHostFacts } from "../facts/host.js";
+import { detectIptablesVariant } from "../facts/host.js";
 
 export const DEFAULT_POLICY = "/etc/dockwall/dockwall.yaml";
 
@@ -26,8 +26,7 @@ export function makeContext(global: GlobalOptions): Context {
 export async function netfilterFor(ctx: Context): Promise<Netfilter> {
   const stored = await ctx.store.read();
   if (stored.current) return new Netfilter(ctx.runner, stored.current.variant);
-  const host = await readHostFacts(ctx.runner);
-  return new Netfilter(ctx.runner, host.iptables);
+  return new Netfilter(ctx.runner, await detectIptablesVariant(ctx.runner));
 }
 
 /** Ends the process with a code after output has been written; no stack trace. */

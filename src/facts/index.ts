@@ -1,0 +1,13 @@
+/** Facts: what Docker and the host look like now. Read-only; gathered in parallel. */
+import type { Runner } from "../exec/runner.js";
+import { readDockerFacts } from "./docker.js";
+import { readHostFacts } from "./host.js";
+import type { Facts } from "./types.js";
+
+export async function gatherFacts(runner: Runner): Promise<{ facts: Facts; warnings: string[] }> {
+  const [docker, { host, warnings }] = await Promise.all([readDockerFacts(), readHostFacts(runner)]);
+  if (!docker.reachable) {
+    warnings.push(`Docker is not reachable (${docker.error}); host and published-port rules apply, rules naming a container stay closed`);
+  }
+  return { facts: { docker, host }, warnings };
+}

@@ -1,0 +1,470 @@
+/**
+ * A real Docker host in network namespaces (LAB.md): an outside segment (a bridge in its own
+ * namespace) with three clients and the Docker host, a dockerd 20.10 running inside the host
+ * namespace, containers from an image imported from busybox and socat, and host services.
+ *
+ *   trusted 198.18.0.10 / 2001:db8:ff::10 ─┐
+ *   stranger 198.18.0.20 / 2001:db8:ff::20 ─┼─ bridge "seg" ─ host 198.18.0.1 / 2001:db8:ff::1 ─ dockerd
+ *   admin 198.18.0.30 / 2001:db8:ff::30 ────┘
+ *
+ * Only test addresses are used, and only namespaces this file created are touched. Every process
+ * it starts is remembered by pid and ended by pid.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, mkdir, rm, writeFile, readFile, copyFile, symlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
+
+export interface LabOptions {
+  /** "proxy": IPv6 reaches containers through docker-proxy (20.10's default). "ip6tables": Docker's own IPv6 DNAT. */
+  ipv6Mode: "proxy" | "ip6tables";
+  /** net.ipv4.ip_forward=1 before dockerd starts (Docker then leaves FORWARD at ACCEPT). */
+  ipForwardBeforeDocker: boolean;
+  /** Start the lab's containers and host services (default true). */
+  withServices?: boolean;
+}
+
+export interface Client {
+  name: "trusted" | "stranger" | "admin";
+  ns: string;
+  ipv4: string;
+  ipv6: string;
+}
+
+export type Family = "ipv4" | "ipv6";
+
+export interface ProbeSpec {
+  client: Client;
+  family: Family;
+  proto: "tcp" | "udp";
+  port: number;
+  /** Default: the Docker host's outside address. */
+  dst?: string | undefined;
+}
+
+export const HOST_ADDR = { ipv4: "198.18.0.1", ipv6: "2001:db8:ff::1" } as const;
+export const IMAGE = "dwlab:1";
+const PROBE_TIMEOUT_S = "1.5";
+const PROBE_CONCURRENCY = 12;
+const DOCKERD = process.env.DOCKWALL_LAB_DOCKERD ?? "/usr/sbin/dockerd";
+const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
+const CLI = path.join(REPO, "dist/src/cli/main.js");
+
+/** The lab's containers: published ports that differ from container ports, an unpublished one, UDP, a loopback binding, a user network. */
+export const CONTAINERS: { name: string; args: string[]; services: [number, string, "tcp" | "udp", boolean?][] }[] = [
+  { name: "web", args: ["-p", "8080:80"], services: [[80, "web", "tcp"], [9000, "web-unpublished", "tcp"]] },
+  { name: "db", args: ["-p", "5432:5432"], services: [[5432, "db", "tcp", true]] },
+  { name: "django", args: ["-p", "8001:8000"], services: [[8000, "django", "tcp"]] },
+  { name: "local", args: ["-p", "127.0.0.1:9090:80"], services: [[80, "local", "tcp"]] },
+  { name: "dns", args: ["-p", "5353:5353/udp"], services: [[5353, "dns", "udp"]] },
+  { name: "api", args: ["--network", "appnet", "-p", "8002:8000"], services: [[8000, "api", "tcp"]] },
+];
+
+/** Services in the host namespace itself (the host's own ports, INPUT). */
+const HOST_SERVICES: [number, string, "tcp" | "udp"][] = [
+  [22, "ssh", "tcp"],
+  [9100, "metrics", "tcp"],
+  [53, "hostdns", "udp"],
+];
+
+const runner = new ProcessRunner();
+
+export class Lab {
+  readonly clients: Record<Client["name"], Client>;
+  readonly hostNs: string;
+  readonly segNs: string;
+  readonly socket: string;
+  readonly stateDir: string;
+  private readonly processes: ChildProcess[] = [];
+  private dockerdPid: number | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly workDir: string,
+    readonly options: LabOptions,
+  ) {
+    this.hostNs = `dwl${id}-host`;
+    this.segNs = `dwl${id}-seg`;
+    const client = (name: Client["name"], n: number): Client => ({ name, ns: `dwl${id}-${name}`, ipv4: `198.18.0.${n}`, ipv6: `2001:db8:ff::${n}` });
+    this.clients = { trusted: client("trusted", 10), stranger: client("stranger", 20), admin: client("admin", 30) };
+    this.socket = path.join(workDir, "docker.sock");
+    this.stateDir = path.join(workDir, "state");
+  }
+
+  /** Builds the whole lab; on any failure it tears down what it made and rethrows. */
+  static async create(options: LabOptions): Promise<Lab> {
+    await requireTools();
+    const id = (process.pid % 10000).toString(36) + Math.floor(Math.random() * 36 ** 2).toString(36);
+    const workDir = await mkdtemp(path.join(os.tmpdir(), "dockwall-lab-"));
+    const lab = new Lab(id, workDir, options);
+    try {
+      await lab.buildNetwork();
+      await lab.startDockerd();
+      await lab.importImage();
+      if (options.withServices !== false) {
+        await lab.createNetworks();
+        for (const c of CONTAINERS) await lab.startContainer({ name: c.name, args: c.args, command: lab.servicesCommand(c.services) });
+        for (const [port, text, proto] of HOST_SERVICES) lab.spawnIn(lab.hostNs, "sh", ["-c", listenCommand(port, text, proto)]);
+        await lab.waitForServices();
+      }
+      return lab;
+    } catch (e) {
+      await lab.destroy().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  // ---- network -------------------------------------------------------------------------------
+
+  private async buildNetwork(): Promise<void> {
+    const all = [this.segNs, this.hostNs, ...Object.values(this.clients).map((c) => c.ns)];
+    for (const ns of all) {
+      await this.ok("ip", ["netns", "add", ns]);
+      await this.ok("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    }
+    await this.ok("ip", ["-n", this.segNs, "link", "add", "seg", "type", "bridge"]);
+    await this.ok("ip", ["-n", this.segNs, "link", "set", "seg", "up"]);
+    const attach = async (ns: string, port: string, v4: string, v6: string) => {
+      await this.ok("ip", ["-n", this.segNs, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+      await this.ok("ip", ["-n", this.segNs, "link", "set", port, "master", "seg", "up"]);
+      await this.ok("ip", ["-n", ns, "addr", "add", `${v4}/24`, "dev", "eth0"]);
+      await this.ok("ip", ["-n", ns, "addr", "add", `${v6}/64`, "dev", "eth0", "nodad"]);
+      await this.ok("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+    };
+    await attach(this.hostNs, "p-host", HOST_ADDR.ipv4, HOST_ADDR.ipv6);
+    for (const c of Object.values(this.clients)) {
+      await attach(c.ns, `p-${c.name}`, c.ipv4, c.ipv6);
+      // Routes to the container subnets via the Docker host: the "direct routing" a neighbour can do.
+      await this.ok("ip", ["-n", c.ns, "route", "add", "172.16.0.0/12", "via", HOST_ADDR.ipv4]);
+      await this.ok("ip", ["-n", c.ns, "-6", "route", "add", "2001:db8::/48", "via", HOST_ADDR.ipv6]);
+    }
+    const forward = this.options.ipForwardBeforeDocker ? "1" : "0";
+    await this.ok("ip", ["netns", "exec", this.hostNs, "sysctl", "-qw", `net.ipv4.ip_forward=${forward}`]);
+    await this.ok("ip", ["netns", "exec", this.hostNs, "sysctl", "-qw", `net.ipv6.conf.all.forwarding=${forward}`]);
+  }
+
+  // ---- dockerd -------------------------------------------------------------------------------
+
+  private dockerdArgs(): string[] {
+    const args = [
+      `--net=/var/run/netns/${this.hostNs}`,
+      DOCKERD,
+      "--data-root", path.join(this.workDir, "docker-data"),
+      "--exec-root", path.join(this.workDir, "docker-exec"),
+      "--pidfile", path.join(this.workDir, "docker.pid"),
+      "--host", `unix://${this.socket}`,
+    ];
+    if (this.options.ipv6Mode === "ip6tables") {
+      args.push("--experimental", "--ip6tables", "--ipv6", "--fixed-cidr-v6", "2001:db8:1::/64");
+    }
+    return args;
+  }
+
+  /** dockerd through nsenter, not `ip netns exec` (which remounts /sys and breaks dockerd's cgroups). */
+  async startDockerd(): Promise<void> {
+    const log = path.join(this.workDir, "dockerd.log");
+    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore" });
+    this.dockerdPid = child.pid;
+    child.unref();
+    for (let i = 0; i < 120; i++) {
+      const r = await this.docker(["version", "--format", "{{.Server.Version}}"]);
+      if (r.code === 0) return;
+      if (child.exitCode !== null) break;
+      await sleep(250);
+    }
+    const tail = await readFile(log, "utf8").catch(() => "");
+    throw new Error(`dockerd did not start in the lab namespace:\n${tail.split("\n").slice(-15).join("\n")}`);
+  }
+
+  async stopDockerd(): Promise<void> {
+    const pid = this.dockerdPid;
+    if (pid === undefined) return;
+    this.dockerdPid = undefined;
+    if (!alive(pid)) return;
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 200 && alive(pid); i++) await sleep(100);
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
+    await rm(path.join(this.workDir, "docker.pid"), { force: true });
+  }
+
+  /** Stops dockerd by its pid and starts it again; containers come back (--restart always). */
+  async restartDockerd(): Promise<void> {
+    await this.stopDockerd();
+    await this.startDockerd();
+    await this.waitForServices();
+  }
+
+  // ---- image and containers ------------------------------------------------------------------
+
+  private async importImage(): Promise<void> {
+    const root = path.join(this.workDir, "image");
+    await mkdir(path.join(root, "bin"), { recursive: true });
+    await mkdir(path.join(root, "www"), { recursive: true });
+    await mkdir(path.join(root, "tmp"), { recursive: true });
+    await copyFile("/bin/busybox", path.join(root, "bin/busybox"));
+    for (const applet of ["sh", "cat", "echo", "httpd", "sleep", "ls", "ip", "head"]) await symlink("busybox", path.join(root, "bin", applet));
+    await copyFile("/usr/bin/socat", path.join(root, "bin/socat"));
+    const ldd = await this.ok("ldd", ["/usr/bin/socat"]);
+    for (const lib of ldd.match(/\/\S+/g) ?? []) {
+      await mkdir(path.join(root, path.dirname(lib)), { recursive: true });
+      await copyFile(lib, path.join(root, lib));
+    }
+    await writeFile(path.join(root, "www/index.html"), "web\n");
+    const r = await this.shell(`tar -C ${root} -c . | docker import - ${IMAGE}`);
+    if (r.code !== 0) throw new Error(`docker import failed: ${r.stderr}`);
+  }
+
+  private async createNetworks(): Promise<void> {
+    const v6 = this.options.ipv6Mode === "ip6tables" ? ["--ipv6", "--subnet", "2001:db8:2::/64"] : [];
+    await this.dockerOk(["network", "create", "--subnet", "172.30.0.0/24", ...v6, "-o", "com.docker.network.bridge.name=dw-app", "appnet"]);
+  }
+
+  /** A shell command that runs one or more listeners and keeps running. */
+  servicesCommand(services: [number, string, "tcp" | "udp", boolean?][]): string[] {
+    const parts = services.map(([port, text, proto, echo]) => `(${listenCommand(port, text, proto, echo)}) &`);
+    return ["sh", "-c", `${parts.join(" ")} wait`];
+  }
+
+  serviceCommand(port: number, text: string, proto: "tcp" | "udp"): string[] {
+    return this.servicesCommand([[port, text, proto]]);
+  }
+
+  /** docker run -d --restart always; retried, since containers sometimes fail right after dockerd starts. */
+  async startContainer(spec: { name: string; args: string[]; command: string[] }): Promise<void> {
+    let last = "";
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await this.docker(["rm", "-f", spec.name]);
+      const r = await this.docker(["run", "-d", "--restart", "always", "--name", spec.name, ...spec.args, IMAGE, ...spec.command]);
+      if (r.code === 0 && (await this.running(spec.name))) return;
+      last = r.stderr;
+      await sleep(500);
+    }
+    throw new Error(`container ${spec.name} did not start: ${last}`);
+  }
+
+  private async running(name: string): Promise<boolean> {
+    for (let i = 0; i < 20; i++) {
+      const r = await this.docker(["inspect", "-f", "{{.State.Running}}", name]);
+      if (r.stdout.trim() === "true") return true;
+      await sleep(150);
+    }
+    return false;
+  }
+
+  async containerAddress(name: string, family: Family): Promise<string | undefined> {
+    const field = family === "ipv4" ? "IPAddress" : "GlobalIPv6Address";
+    const r = await this.dockerOk(["inspect", "-f", `{{range .NetworkSettings.Networks}}{{.${field}}} {{end}}`, name]);
+    return r.trim().split(/\s+/).find((a) => a.length > 0);
+  }
+
+  /** Every lab service answers from inside the host namespace (so probes measure the firewall, not start-up). */
+  private async waitForServices(): Promise<void> {
+    const checks: (() => Promise<boolean>)[] = [];
+    for (const c of CONTAINERS) {
+      checks.push(() => this.running(c.name));
+      for (const [port, , proto] of c.services) {
+        checks.push(async () => {
+          const addr = await this.containerAddress(c.name, "ipv4");
+          return addr !== undefined && this.answers(this.hostNs, "ipv4", proto, addr, port);
+        });
+      }
+    }
+    for (const [port, , proto] of HOST_SERVICES) checks.push(() => this.answers(this.hostNs, "ipv4", proto, "127.0.0.1", port));
+    for (const check of checks) {
+      let ok = false;
+      for (let i = 0; i < 40 && !ok; i++) {
+        ok = await check().catch(() => false);
+        if (!ok) await sleep(250);
+      }
+      if (!ok) throw new Error(`a lab service did not come up: ${check.toString().slice(0, 120)}`);
+    }
+    // Docker rewrites its rules and docker-proxy starts listening a moment after the container runs.
+    await sleep(300);
+  }
+
+  // ---- probes --------------------------------------------------------------------------------
+
+  /** A real connection from a client: true when it connected and the service answered. */
+  async probe(client: Client, family: Family, proto: "tcp" | "udp", port: number, dst?: string): Promise<boolean> {
+    return this.answers(client.ns, family, proto, dst ?? HOST_ADDR[family], port);
+  }
+
+  /**
+   * TCP probes run in parallel; UDP probes one at a time: a forked socat UDP responder shares its
+   * socket with the parent, and a child can take another client's datagram and answer the wrong peer.
+   */
+  async probeMany(specs: ProbeSpec[]): Promise<boolean[]> {
+    const results: boolean[] = new Array(specs.length).fill(false);
+    const queue = (proto: "tcp" | "udp") => specs.flatMap((s, i) => (s.proto === proto ? [i] : []));
+    const worker = async (indices: number[]) => {
+      for (let i = indices.shift(); i !== undefined; i = indices.shift()) {
+        const s = specs[i]!;
+        results[i] = await this.probe(s.client, s.family, s.proto, s.port, s.dst);
+      }
+    };
+    const tcp = queue("tcp");
+    await Promise.all([worker(queue("udp")), ...Array.from({ length: PROBE_CONCURRENCY }, () => worker(tcp))]);
+    return results;
+  }
+
+  private async answers(ns: string, family: Family, proto: "tcp" | "udp", addr: string, port: number): Promise<boolean> {
+    const host = family === "ipv6" ? `[${addr}]` : addr;
+    const target = proto === "tcp" ? `TCP:${host}:${port},connect-timeout=${PROBE_TIMEOUT_S}` : `UDP:${host}:${port}`;
+    // TCP sends nothing: a server that closes with unread data resets the connection, and the reset
+    // can discard its answer before socat reads it. UDP needs a datagram to answer.
+    const r = await this.exec(ns, "socat", ["-T", PROBE_TIMEOUT_S, "-t", PROBE_TIMEOUT_S, "-", target], proto === "udp" ? "probe\n" : "");
+    return r.code === 0 && r.stdout.trim().length > 0;
+  }
+
+  /** A long-lived TCP connection to an echo service (db): `exchange` sends a line and returns the echo. */
+  openConnection(client: Client, family: Family, port: number, dst?: string): { exchange(line: string): Promise<string>; close(): void } {
+    const addr = dst ?? HOST_ADDR[family];
+    const host = family === "ipv6" ? `[${addr}]` : addr;
+    const child = this.spawnIn(client.ns, "socat", ["-", `TCP:${host}:${port},connect-timeout=2`], "pipe");
+    const lines: string[] = [];
+    const waiters: ((l: string) => void)[] = [];
+    let buffer = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        const w = waiters.shift();
+        if (w) w(line);
+        else lines.push(line);
+      }
+    });
+    const nextLine = (timeoutMs: number) =>
+      new Promise<string>((resolve, reject) => {
+        const l = lines.shift();
+        if (l !== undefined) return resolve(l);
+        const timer = setTimeout(() => reject(new Error("no answer on the open connection")), timeoutMs);
+        waiters.push((line) => {
+          clearTimeout(timer);
+          resolve(line);
+        });
+      });
+    const greeting = nextLine(3000);
+    return {
+      async exchange(line: string) {
+        await greeting;
+        child.stdin!.write(`${line}\n`);
+        return nextLine(3000);
+      },
+      close() {
+        child.stdin!.end();
+        if (child.pid !== undefined && alive(child.pid)) child.kill();
+      },
+    };
+  }
+
+  // ---- commands ------------------------------------------------------------------------------
+
+  async exec(ns: string, cmd: string, args: string[], input?: string): Promise<CommandResult> {
+    return runner.run("ip", ["netns", "exec", ns, cmd, ...args], input === undefined ? {} : { input });
+  }
+
+  async docker(args: string[]): Promise<CommandResult> {
+    return runner.run("docker", args, { env: { DOCKER_HOST: `unix://${this.socket}` } });
+  }
+
+  private async dockerOk(args: string[]): Promise<string> {
+    const r = await this.docker(args);
+    if (r.code !== 0) throw new Error(`docker ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** The dockwall command line, run inside the Docker host's namespace against the lab's dockerd. */
+  async dockwall(args: string[], input?: string): Promise<CommandResult> {
+    return runner.run("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
+      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir },
+      ...(input === undefined ? {} : { input }),
+    });
+  }
+
+  async hostIptablesSave(family: Family): Promise<string> {
+    const r = await this.exec(this.hostNs, family === "ipv4" ? "iptables-save" : "ip6tables-save", []);
+    if (r.code !== 0) throw new Error(`iptables-save in the lab host: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Starts a long-running process in a namespace; it is ended by pid in destroy(). */
+  spawnIn(ns: string, cmd: string, args: string[], stdio: "ignore" | "pipe" = "ignore"): ChildProcess {
+    const child = spawn("ip", ["netns", "exec", ns, cmd, ...args], { stdio: stdio === "pipe" ? ["pipe", "pipe", "ignore"] : "ignore" });
+    child.on("error", () => undefined);
+    this.processes.push(child);
+    return child;
+  }
+
+  private async shell(script: string): Promise<CommandResult> {
+    return runner.run("sh", ["-c", script], { env: { DOCKER_HOST: `unix://${this.socket}` } });
+  }
+
+  private async ok(cmd: string, args: string[]): Promise<string> {
+    const r = await runner.run(cmd, args);
+    if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Containers, dockerd, the processes started here (by pid), the namespaces, the work folder. */
+  async destroy(): Promise<void> {
+    if (this.dockerdPid !== undefined) {
+      const ids = (await this.docker(["ps", "-aq"])).stdout.trim().split(/\s+/).filter(Boolean);
+      if (ids.length) await this.docker(["rm", "-f", ...ids]);
+    }
+    await this.stopDockerd();
+    for (const p of this.processes) {
+      if (p.pid !== undefined && alive(p.pid)) p.kill("SIGTERM");
+    }
+    await sleep(100);
+    for (const p of this.processes) {
+      if (p.pid !== undefined && alive(p.pid)) p.kill("SIGKILL");
+    }
+    for (const ns of [...Object.values(this.clients).map((c) => c.ns), this.hostNs, this.segNs]) {
+      if (existsSync(`/var/run/netns/${ns}`)) await runner.run("ip", ["netns", "del", ns]);
+    }
+    // dockerd unmounts its layers on a clean stop; anything left would keep the folder busy.
+    await runner.run("sh", ["-c", `grep -o ' ${this.workDir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+    await rm(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/** A listener that answers `text` (and, with echo, then echoes lines), on IPv6 and IPv4 when the namespace has IPv6. */
+export function listenCommand(port: number, text: string, proto: "tcp" | "udp", echo = false): string {
+  const reply = `SYSTEM:'echo ${text}${echo ? "; cat" : ""}'`;
+  if (proto === "tcp") {
+    return `socat TCP6-LISTEN:${port},ipv6only=0,fork,reuseaddr ${reply} 2>/dev/null || socat TCP-LISTEN:${port},fork,reuseaddr ${reply}`;
+  }
+  // -t0.1: the forked child exits right after it has answered, so it cannot take the next datagram.
+  return `socat -t0.1 UDP6-RECVFROM:${port},ipv6only=0,fork ${reply} 2>/dev/null || socat -t0.1 UDP-RECVFROM:${port},fork ${reply}`;
+}
+
+/** Lab tests fail, never skip, when the machine lacks what they need. */
+async function requireTools(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, dockerd, iptables)");
+  const missing: string[] = [];
+  for (const tool of ["ip", "nsenter", "socat", "docker", "iptables-save", "ipset", "ldd", "tar", DOCKERD]) {
+    const r = await runner.run("sh", ["-c", `command -v ${tool}`]);
+    if (r.code !== 0) missing.push(tool);
+  }
+  if (!existsSync("/bin/busybox")) missing.push("/bin/busybox (busybox-static)");
+  if (!existsSync(CLI)) missing.push(`${CLI} (run npm run build)`);
+  if (missing.length) throw new Error(`the lab cannot run, missing: ${missing.join(", ")} (scripts/setup.sh installs them)`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
