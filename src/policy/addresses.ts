@@ -1,0 +1,79 @@
+/**
+ * Addresses and CIDRs as users write them, normalised to the spelling ipset and iptables print back
+ * (dotted quad; RFC 5952 for IPv6), so what dockwall writes compares equal to what it reads.
+ */
+import ipaddr from "ipaddr.js";
+import type { Cidr } from "./types.js";
+
+export type CidrParse =
+  | { ok: true; cidr: Cidr; /** set when the input had host bits; the value is what the user wrote */ hostBits?: string }
+  | { ok: false; message: string };
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Parses "198.51.100.7", "203.0.113.0/24", "2001:db8::/48"; host bits are cleared, not refused. */
+export function parseCidr(text: string): CidrParse {
+  const slash = text.indexOf("/");
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const prefixText = slash < 0 ? undefined : text.slice(slash + 1);
+  if (IPV4.test(addr)) return parseV4(addr, prefixText, text);
+  if (addr.includes(":")) return parseV6(addr, prefixText, text);
+  return { ok: false, message: `"${text}" is not an IPv4 or IPv6 address or CIDR` };
+}
+
+function parsePrefix(prefixText: string | undefined, max: number, text: string): number | string {
+  if (prefixText === undefined) return max;
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) {
+    return `"${text}": prefix length must be 0-${max}`;
+  }
+  return Number(prefixText);
+}
+
+// The common case (tens of thousands of lines in a group file) stays off ipaddr.js: plain integer maths.
+function parseV4(addr: string, prefixText: string | undefined, text: string): CidrParse {
+  const octets = IPV4.exec(addr)!.slice(1);
+  let value = 0;
+  for (const o of octets) {
+    if (o.length > 1 && o.startsWith("0")) {
+      return { ok: false, message: `"${text}": octet "${o}" has a leading zero (octal or decimal is ambiguous)` };
+    }
+    const n = Number(o);
+    if (n > 255) return { ok: false, message: `"${text}": octet ${n} is larger than 255` };
+    value = value * 256 + n;
+  }
+  const prefix = parsePrefix(prefixText, 32, text);
+  if (typeof prefix === "string") return { ok: false, message: prefix };
+  const size = 2 ** (32 - prefix);
+  const network = value - (value % size);
+  const spelled = `${Math.floor(network / 16777216)}.${Math.floor(network / 65536) % 256}.${Math.floor(network / 256) % 256}.${network % 256}`;
+  const cidr: Cidr = { family: "ipv4", cidr: `${spelled}/${prefix}` };
+  return network === value ? { ok: true, cidr } : { ok: true, cidr, hostBits: text };
+}
+
+function parseV6(addr: string, prefixText: string | undefined, text: string): CidrParse {
+  if (addr.includes("%")) return { ok: false, message: `"${text}": zone indexes (%) are not allowed in a firewall address` };
+  if (!ipaddr.IPv6.isValid(addr)) {
+    return { ok: false, message: `"${text}" is not a valid IPv6 address` };
+  }
+  const parsed = ipaddr.IPv6.parse(addr);
+  if (parsed.isIPv4MappedAddress()) {
+    return {
+      ok: false,
+      message: `"${text}" is an IPv4-mapped IPv6 address, which never reaches ip6tables; write ${parsed.toIPv4Address().toString()}`,
+    };
+  }
+  const prefix = parsePrefix(prefixText, 128, text);
+  if (typeof prefix === "string") return { ok: false, message: prefix };
+  const bytes = parsed.toByteArray();
+  let changed = false;
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    const mask = keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
+    const masked = bytes[i]! & mask;
+    if (masked !== bytes[i]) changed = true;
+    bytes[i] = masked;
+  }
+  const spelled = (ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toString();
+  const cidr: Cidr = { family: "ipv6", cidr: `${spelled}/${prefix}` };
+  return changed ? { ok: true, cidr, hostBits: text } : { ok: true, cidr };
+}

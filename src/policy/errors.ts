@@ -1,0 +1,23 @@
+/** A problem in a policy or group file, pinned to where the user wrote it. */
+export interface PolicyError {
+  file: string;
+  /** 1-based */
+  line: number;
+  /** 1-based */
+  col: number;
+  message: string;
+}
+
+/** The one spelling every command prints: `FILE:LINE:COL: message`, as compilers do, so editors can jump to it. */
+export function formatPolicyError(e: PolicyError): string {
+  return `${e.file}:${e.line}:${e.col}: ${e.message}`;
+}
+
+/** Errors in reading order: by file as first seen, then line, then column. */
+export function sortPolicyErrors(errors: PolicyError[]): PolicyError[] {
+  const fileOrder = new Map<string, number>();
+  for (const e of errors) if (!fileOrder.has(e.file)) fileOrder.set(e.file, fileOrder.size);
+  return [...errors].sort(
+    (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,
+  );
+}

@@ -1,0 +1,50 @@
+/**
+ * Group files: one address or CIDR per line, blank lines and # comments ignored. They can hold
+ * hundreds of thousands of lines (blocklists), so this is a plain loop with no YAML and no
+ * per-line allocation beyond the result.
+ */
+import { parseCidr } from "./addresses.js";
+import type { PolicyError } from "./errors.js";
+
+export interface GroupFile {
+  ipv4: string[];
+  ipv6: string[];
+  errors: PolicyError[];
+  warnings: PolicyError[];
+}
+
+/** At most this many errors from one file: a wrong file (a binary, a CSV) should not flood the terminal. */
+const MAX_ERRORS = 20;
+
+export function parseGroupFile(text: string, file: string): GroupFile {
+  const out: GroupFile = { ipv4: [], ipv6: [], errors: [], warnings: [] };
+  let errorCount = 0;
+  let lineNo = 0;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    lineNo++;
+    let line = text.slice(start, end);
+    start = end + 1;
+    const hash = line.indexOf("#");
+    if (hash >= 0) line = line.slice(0, hash);
+    const trimmed = line.trim();
+    if (trimmed === "") continue;
+    const col = line.indexOf(trimmed) + 1;
+    const parsed = parseCidr(trimmed);
+    if (!parsed.ok) {
+      errorCount++;
+      if (errorCount <= MAX_ERRORS) out.errors.push({ file, line: lineNo, col, message: parsed.message });
+      continue;
+    }
+    if (parsed.hostBits) {
+      out.warnings.push({ file, line: lineNo, col, message: `"${parsed.hostBits}" has host bits set; using ${parsed.cidr.cidr}` });
+    }
+    (parsed.cidr.family === "ipv4" ? out.ipv4 : out.ipv6).push(parsed.cidr.cidr);
+  }
+  if (errorCount > MAX_ERRORS) {
+    out.errors.push({ file, line: lineNo, col: 1, message: `${errorCount - MAX_ERRORS} more bad lines not shown` });
+  }
+  return out;
+}
