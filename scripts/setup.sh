@@ -18,8 +18,16 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # docker.io's post-install tries to start the system dockerd; on machines without systemd that
-  # fails harmlessly. The lab starts its own dockerd inside a network namespace.
+  # docker.io's post-install would start the system dockerd, which rewrites this machine's own
+  # firewall. policy-rc.d forbids service starts for the install; the lab runs its own dockerd
+  # inside a network namespace.
+  created_policy_rc=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy_rc=1
+  fi
+  trap 'if [[ $created_policy_rc -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi' EXIT
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -11,7 +11,7 @@ export function registerApply(program: Command): void {
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
     .addHelpText(
       "after",
-      "\nThe policy is validated completely before the kernel is touched; a failure leaves the previous rules.\n\nExample:\n  dockwall apply -c /etc/dockwall/dockwall.yaml",
+      "\nThe policy is validated completely before the kernel is touched; a failure leaves the previous rules.\n\nExample:\n  dockwall apply -c /etc/dockwall/dockwall.yaml\n",
     )
     .action(async (opts: { config: string }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());

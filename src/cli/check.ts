@@ -7,7 +7,7 @@ export function registerCheck(program: Command): void {
     .command("check")
     .description("validate the policy file: exit 0, or print every error as FILE:LINE:COL and exit 1")
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
-    .addHelpText("after", "\nExample:\n  dockwall check -c /etc/dockwall/dockwall.yaml")
+    .addHelpText("after", "\nExample:\n  dockwall check -c /etc/dockwall/dockwall.yaml\n")
     .action(async (opts: { config: string }) => {
       const { policy, warnings } = await readPolicy(opts.config);
       warn(warnings);

@@ -24,7 +24,8 @@ Exit codes: 0 ok, 1 invalid policy or usage, 2 failed (previous rules kept), 3 d
 Docker is reached through DOCKER_HOST (default unix:///var/run/docker.sock).
 
 Example:
-  dockwall check -c /etc/dockwall/dockwall.yaml && dockwall apply -c /etc/dockwall/dockwall.yaml`,
+  dockwall check -c /etc/dockwall/dockwall.yaml && dockwall apply -c /etc/dockwall/dockwall.yaml
+`,
   );
 
 for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerRemove, registerRollback]) {

@@ -8,7 +8,7 @@ export function registerPlan(program: Command): void {
     .command("plan")
     .description("show what apply would change (rules and set members); touches nothing")
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
-    .addHelpText("after", "\nExample:\n  dockwall plan -c /etc/dockwall/dockwall.yaml")
+    .addHelpText("after", "\nExample:\n  dockwall plan -c /etc/dockwall/dockwall.yaml\n")
     .action(async (opts: { config: string }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const compiled = await compilePolicy(opts.config, ctx.runner);

@@ -7,7 +7,7 @@ export function registerRemove(program: Command): void {
   program
     .command("remove")
     .description("take every dockwall rule, jump and set out; Docker's chains stay untouched")
-    .addHelpText("after", "\n`dockwall rollback` afterwards puts the removed rules back.\n\nExample:\n  dockwall remove")
+    .addHelpText("after", "\n`dockwall rollback` afterwards puts the removed rules back.\n\nExample:\n  dockwall remove\n")
     .action(async (_opts: object, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);

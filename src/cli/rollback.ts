@@ -8,7 +8,7 @@ export function registerRollback(program: Command): void {
   program
     .command("rollback")
     .description("go back to the rules and set members that were in place before the last change")
-    .addHelpText("after", "\nRunning it twice goes forward again.\n\nExample:\n  dockwall rollback")
+    .addHelpText("after", "\nRunning it twice goes forward again.\n\nExample:\n  dockwall rollback\n")
     .action(async (_opts: object, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const stored = await ctx.store.read();

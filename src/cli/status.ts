@@ -21,7 +21,7 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("what is applied, whether the kernel still holds it (drift), and drop counters")
     .option("--json", "machine-readable output")
-    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied.\n\nExample:\n  dockwall status --json")
+    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied.\n\nExample:\n  dockwall status --json\n")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
@@ -46,14 +46,13 @@ export function registerStatus(program: Command): void {
           for (const chain of table.chains.values()) {
             if (!chain.name.startsWith("DOCKWALL-")) continue;
             chains[`${table.name}/${chain.name}`] = chain.rules.length;
-            for (const r of chain.rules) {
-              // With -c every rule starts with [packets:bytes].
-              const m = /^\[(\d+):(\d+)\] (.*)$/.exec(r);
-              if (m && / -j DROP$| -j REJECT /.test(` ${m[3]}`)) {
-                packets += Number(m[1]);
-                bytes += Number(m[2]);
+            chain.rules.forEach((spec, i) => {
+              const c = chain.counters?.[i];
+              if (c && / -j (DROP|REJECT)\b/.test(` ${spec}`)) {
+                packets += c.packets;
+                bytes += c.bytes;
               }
-            }
+            });
           }
         }
         const wanted = stored.current?.state[f];

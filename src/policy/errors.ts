@@ -13,9 +13,10 @@ export function formatPolicyError(e: PolicyError): string {
   return `${e.file}:${e.line}:${e.col}: ${e.message}`;
 }
 
-/** Errors in reading order: by file as first seen, then line, then column. */
-export function sortPolicyErrors(errors: PolicyError[]): PolicyError[] {
+/** Errors in reading order: the policy file first, other files as first seen, then line and column. */
+export function sortPolicyErrors(errors: PolicyError[], primary?: string): PolicyError[] {
   const fileOrder = new Map<string, number>();
+  if (primary !== undefined) fileOrder.set(primary, 0);
   for (const e of errors) if (!fileOrder.has(e.file)) fileOrder.set(e.file, fileOrder.size);
   return [...errors].sort(
     (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,

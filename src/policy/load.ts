@@ -181,9 +181,9 @@ class Reader {
   ) {}
 
   result(policy: Policy | undefined): LoadResult {
-    const warnings = sortPolicyErrors(this.warnings);
+    const warnings = sortPolicyErrors(this.warnings, this.file);
     if (policy === undefined || this.errors.length > 0) {
-      return { ok: false, errors: sortPolicyErrors(this.errors), warnings };
+      return { ok: false, errors: sortPolicyErrors(this.errors, this.file), warnings };
     }
     return { ok: true, policy, warnings };
   }

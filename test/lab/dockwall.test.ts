@@ -101,7 +101,7 @@ for (const mode of MODES) {
       const before4 = await lab.hostIptablesSave("ipv4");
       const out = await dockwallOk(lab, ["apply", "-c", policy]);
       assert.match(out, /no changes/);
-      const strip = (s: string) => s.replace(/^#.*$/gm, "");
+      const strip = (s: string) => s.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "");
       assert.equal(strip(await lab.hostIptablesSave("ipv4")), strip(before4));
       const status = await lab.dockwall(["status", "--json"]);
       assert.equal(status.code, 0, status.stdout + status.stderr);
@@ -158,7 +158,7 @@ for (const mode of MODES) {
       assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 5432), true, "the opened policy lets the stranger in");
       await dockwallOk(lab, ["rollback"]);
       assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 5432), false, "rolled back: closed again");
-      const strip = (s: string) => s.replace(/^#.*$/gm, "");
+      const strip = (s: string) => s.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "");
       assert.equal(strip(await lab.hostIptablesSave("ipv4")), strip(applied));
       await writeFile(policy, LAB_POLICY);
     });
@@ -169,6 +169,33 @@ for (const mode of MODES) {
       assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
       await lab.restartDockerd();
       assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+    });
+
+    it("with Docker stopped, apply still closes the host and published ports; a rule naming a container waits for Docker", async () => {
+      await lab.stopDockerd();
+      const r = await lab.dockwall(["apply", "-c", policy]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /django.*stays closed/);
+      const { stranger, admin } = lab.clients;
+      assert.deepEqual(
+        await lab.probeMany([
+          { client: stranger, family: "ipv4", proto: "tcp", port: 9100 },
+          { client: admin, family: "ipv4", proto: "tcp", port: 9100 },
+          { client: stranger, family: "ipv6", proto: "tcp", port: 22 },
+        ]),
+        [false, true, true],
+      );
+      await lab.restartDockerd();
+      // Docker is back with its containers: published-port rules hold, the by-name rule is still closed.
+      const probes = [
+        { client: admin, family: "ipv4" as const, proto: "tcp" as const, port: 8001 },
+        { client: stranger, family: "ipv4" as const, proto: "tcp" as const, port: 5432 },
+        { client: stranger, family: "ipv6" as const, proto: "tcp" as const, port: 5432 },
+        { client: stranger, family: "ipv4" as const, proto: "tcp" as const, port: 8080 },
+      ];
+      assert.deepEqual(await lab.probeMany(probes), [false, false, false, true]);
+      await dockwallOk(lab, ["apply", "-c", policy]);
+      assert.deepEqual(await lab.probeMany(probes), [true, false, false, true]);
     });
 
     it("remove takes dockwall out and Docker's behaviour comes back, its chains untouched", async () => {

@@ -47,6 +47,8 @@ export interface ProbeSpec {
 export const HOST_ADDR = { ipv4: "198.18.0.1", ipv6: "2001:db8:ff::1" } as const;
 export const IMAGE = "dwlab:1";
 const PROBE_TIMEOUT_S = "1.5";
+const UDP_PROBE_TIMEOUT_S = "2";
+const UDP_PROBE_ATTEMPTS = 3;
 const PROBE_CONCURRENCY = 12;
 const DOCKERD = process.env.DOCKWALL_LAB_DOCKERD ?? "/usr/sbin/dockerd";
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
@@ -315,8 +317,37 @@ export class Lab {
     const target = proto === "tcp" ? `TCP:${host}:${port},connect-timeout=${PROBE_TIMEOUT_S}` : `UDP:${host}:${port}`;
     // TCP sends nothing: a server that closes with unread data resets the connection, and the reset
     // can discard its answer before socat reads it. UDP needs a datagram to answer.
-    const r = await this.exec(ns, "socat", ["-T", PROBE_TIMEOUT_S, "-t", PROBE_TIMEOUT_S, "-", target], proto === "udp" ? "probe\n" : "");
+    if (proto === "udp") {
+      // A datagram can be lost in the lab itself (a forked responder busy, a starved 2-core machine),
+      // and a lost answer looks like a closed port. An answer is proof of an open path; asking again
+      // never turns a closed port open, so "closed" is only believed after three silent tries.
+      for (let attempt = 0; attempt < UDP_PROBE_ATTEMPTS; attempt++) {
+        if (await this.udpAnswers(ns, target)) return true;
+      }
+      return false;
+    }
+    const r = await this.exec(ns, "socat", ["-T", PROBE_TIMEOUT_S, "-t", PROBE_TIMEOUT_S, "-", target], "");
     return r.code === 0 && r.stdout.trim().length > 0;
+  }
+
+  /**
+   * A UDP client never sees an end of stream, so socat would sit out its whole timeout even after the
+   * answer came: the answer is taken as soon as it arrives and the client ended. That lets the wait
+   * be generous (a loaded 2-core machine can take a second to fork the responder) at no cost.
+   */
+  private udpAnswers(ns: string, target: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const child = this.spawnIn(ns, "socat", ["-T", UDP_PROBE_TIMEOUT_S, "-t", UDP_PROBE_TIMEOUT_S, "-", target], "pipe");
+      let answered = false;
+      child.stdout!.on("data", (d: Buffer) => {
+        if (answered || d.toString().trim() === "") return;
+        answered = true;
+        child.kill();
+      });
+      child.on("close", () => resolve(answered));
+      child.stdin!.on("error", () => undefined);
+      child.stdin!.end("probe\n");
+    });
   }
 
   /** A long-lived TCP connection to an echo service (db): `exchange` sends a line and returns the echo. */

@@ -53,7 +53,7 @@ export function renderRule(rule: Rule): string {
   parts.push(...protoMatch(m));
   if (m.srcSet !== undefined) parts.push("-m", "set", "--match-set", m.srcSet, "src");
   parts.push(...conntrackMatch(m));
-  if (m.limit !== undefined) parts.push("-m", "limit", "--limit", m.limit);
+  if (m.limit !== undefined) parts.push("-m", "limit", "--limit", limitSpelling(m.limit));
   if (rule.comment !== undefined) parts.push("-m", "comment", "--comment", quote(rule.comment));
   parts.push(...target(rule.verdict));
   return parts.join(" ");
@@ -101,4 +101,11 @@ function ports(p: PortRange): string {
 export function quote(s: string): string {
   if (/^[A-Za-z0-9_-]+$/.test(s)) return s;
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** iptables-save prints rates as N/sec, N/min, N/hour, N/day; writing the same keeps read-back equal. */
+export function limitSpelling(rate: string): string {
+  const [n, unit] = rate.split("/");
+  const short: Record<string, string> = { second: "sec", sec: "sec", s: "sec", minute: "min", min: "min", m: "min", hour: "hour", h: "hour", day: "day", d: "day" };
+  return `${n}/${short[unit ?? ""] ?? unit}`;
 }

@@ -7,6 +7,13 @@ export interface SavedChain {
   /** ACCEPT/DROP for built-in chains, undefined for user chains. */
   policy?: string;
   rules: string[];
+  /** With `iptables-save -c`: packets and bytes per rule, parallel to `rules`. */
+  counters?: RuleCounter[];
+}
+
+export interface RuleCounter {
+  packets: number;
+  bytes: number;
 }
 
 export interface SavedTable {
@@ -23,7 +30,14 @@ export function parseSave(text: string): SavedState {
   let table: SavedTable | undefined;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trimEnd();
+    let line = lines[i]!.trimEnd();
+    let counter: RuleCounter | undefined;
+    // `iptables-save -c` puts [packets:bytes] before each rule.
+    const counted = /^\[(\d+):(\d+)\] /.exec(line);
+    if (counted) {
+      counter = { packets: Number(counted[1]), bytes: Number(counted[2]) };
+      line = line.slice(counted[0].length);
+    }
     if (line === "" || line.startsWith("#")) continue;
     if (line.startsWith("*")) {
       table = { name: line.slice(1), chains: new Map() };
@@ -43,6 +57,7 @@ export function parseSave(text: string): SavedState {
       const chain = table.chains.get(chainName);
       if (!chain) throw new SaveParseError(`line ${i + 1}: rule for undeclared chain ${chainName}`);
       chain.rules.push(spec);
+      if (counter) (chain.counters ??= []).push(counter);
     } else {
       throw new SaveParseError(`line ${i + 1}: cannot read "${line}"`);
     }
