@@ -30,7 +30,11 @@ async function main(): Promise<number> {
       { label: `trusted  ${trusted.ipv4} -> database :5432`, client: trusted, port: 5432 },
     ];
     console.log(bold("\nDocker alone (`docker run -p 5432:5432 db`), real connections from the outside segment:"));
-    await show(lab, rows);
+    const before = await show(lab, rows);
+    if (!before.every(Boolean)) {
+      console.log("\nUNEXPECTED: Docker alone should let everyone in (see the table above).");
+      return 1;
+    }
 
     const policy = await writeLabPolicy(lab.workDir);
     console.log(bold(`\n$ dockwall plan -c ${policy}`));

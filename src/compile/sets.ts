@@ -27,7 +27,8 @@ export function buildSets(groups: Group[], referenced: Set<string>): IpSetSpec[]
 
 /**
  * ipset's own spelling, so what we write compares equal to what `ipset save` prints:
- * no /32 or /128 suffix, and /0 (which hash:net cannot hold) split into two /1 halves.
+ * no /32 or /128 suffix, and /0 (which hash:net cannot hold) split into two /1 halves; duplicates
+ * dropped, first occurrence kept.
  */
 export function toIpsetMembers(cidrs: string[], family: Family): string[] {
   const full = family === "ipv4" ? "/32" : "/128";
@@ -41,5 +42,6 @@ export function toIpsetMembers(cidrs: string[], family: Family): string[] {
       out.add(c);
     }
   }
-  return [...out].sort();
+  // Input order (group file order) is already deterministic; sorting 100,000 members costs ~90 ms.
+  return [...out];
 }
