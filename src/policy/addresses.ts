@@ -9,6 +9,11 @@ export type CidrParse =
   | { ok: true; cidr: Cidr; /** set when the input had host bits; the value is what the user wrote */ hostBits?: string }
   | { ok: false; message: string };
 
+/** The warning for a CIDR written with host bits, wherever it was written (policy or group file). */
+export function hostBitsWarning(parsed: CidrParse): string | undefined {
+  return parsed.ok && parsed.hostBits !== undefined ? `"${parsed.hostBits}" has host bits set; using ${parsed.cidr.cidr}` : undefined;
+}
+
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /** Parses "198.51.100.7", "203.0.113.0/24", "2001:db8::/48"; host bits are cleared, not refused. */

@@ -3,7 +3,7 @@
  * hundreds of thousands of lines (blocklists), so this is a plain loop with no YAML and no
  * per-line allocation beyond the result.
  */
-import { parseCidr } from "./addresses.js";
+import { hostBitsWarning, parseCidr } from "./addresses.js";
 import type { PolicyError } from "./errors.js";
 
 export interface GroupFile {
@@ -38,9 +38,8 @@ export function parseGroupFile(text: string, file: string): GroupFile {
       if (errorCount <= MAX_ERRORS) out.errors.push({ file, line: lineNo, col, message: parsed.message });
       continue;
     }
-    if (parsed.hostBits) {
-      out.warnings.push({ file, line: lineNo, col, message: `"${parsed.hostBits}" has host bits set; using ${parsed.cidr.cidr}` });
-    }
+    const warning = hostBitsWarning(parsed);
+    if (warning) out.warnings.push({ file, line: lineNo, col, message: warning });
     (parsed.cidr.family === "ipv4" ? out.ipv4 : out.ipv6).push(parsed.cidr.cidr);
   }
   if (errorCount > MAX_ERRORS) {

@@ -9,7 +9,7 @@
 import { readFile as fsReadFile } from "node:fs/promises";
 import path from "node:path";
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from "yaml";
-import { parseCidr } from "./addresses.js";
+import { hostBitsWarning, parseCidr } from "./addresses.js";
 import { mergePortRanges, parsePort } from "./ports.js";
 import { sortPolicyErrors, type PolicyError } from "./errors.js";
 import { parseGroupFile } from "./group-file.js";
@@ -238,16 +238,12 @@ class Reader {
       const name = this.key(pair);
       if (name === undefined) continue;
       if (!known.includes(name)) {
-        const guess = closest(name, known);
-        this.error(pair.key, `unknown key "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; expected one of: ${known.join(", ")}`);
+        this.error(pair.key, `unknown key "${name}"${didYouMean(name, known)}; expected one of: ${known.join(", ")}`);
         continue;
       }
       // An explicit null (`from:` with nothing after it) is reported where it stands, not as "missing".
-      out[name] = (pair.value ?? pair.key) as Node;
-      if (pair.value === null || (isScalar(pair.value) && pair.value.value === null)) {
-        this.error(pair.key, `${name} has no value`);
-        delete out[name];
-      }
+      if (pair.value === null || (isScalar(pair.value) && pair.value.value === null)) this.error(pair.key, `${name} has no value`);
+      else out[name] = pair.value;
     }
     return out;
   }
@@ -304,7 +300,8 @@ class Reader {
       this.error(node, parsed.message);
       return undefined;
     }
-    if (parsed.hostBits) this.warn(node, `"${parsed.hostBits}" has host bits set; using ${parsed.cidr.cidr}`);
+    const warning = hostBitsWarning(parsed);
+    if (warning) this.warn(node, warning);
     return parsed.cidr;
   }
 
@@ -319,10 +316,7 @@ class Reader {
       if (text === "any") out.push({ kind: "any" });
       else if (GROUP_NAME.test(text)) {
         if (groups.has(text)) out.push({ kind: "group", name: text });
-        else {
-          const guess = closest(text, [...groups]);
-          this.error(item, `unknown group "${text}"${guess ? ` (did you mean "${guess}"?)` : ""}`);
-        }
+        else this.error(item, `unknown group "${text}"${didYouMean(text, [...groups])}`);
       } else {
         const c = this.cidr(item, text);
         if (c) out.push({ kind: "cidr", cidr: c });
@@ -430,8 +424,8 @@ class Reader {
   }
 }
 
-/** The nearest known word within two edits, for "did you mean". */
-function closest(word: string, options: string[]): string | undefined {
+/** ` (did you mean "x"?)` for the nearest known word within two edits, or nothing. */
+function didYouMean(word: string, options: string[]): string {
   let best: string | undefined;
   let bestDistance = 3;
   for (const o of options) {
@@ -441,7 +435,7 @@ function closest(word: string, options: string[]): string | undefined {
       best = o;
     }
   }
-  return best;
+  return best === undefined ? "" : ` (did you mean "${best}"?)`;
 }
 
 function editDistance(a: string, b: string): number {

@@ -29,7 +29,7 @@ export interface Match {
   ctorigdst?: string;
   /** The port the client connected to (before DNAT). Always rendered with --ctdir ORIGINAL. */
   ctorigdstport?: PortRange;
-  /** Rate limit, e.g. "10/min". */
+  /** Rate limit as the policy writes it, e.g. "10/minute" (render spells it as iptables does). */
   limit?: string;
 }
 

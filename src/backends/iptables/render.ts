@@ -103,9 +103,10 @@ export function quote(s: string): string {
   return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
-/** iptables-save prints rates as N/sec, N/min, N/hour, N/day; writing the same keeps read-back equal. */
+/**
+ * The policy writes N/second and N/minute; iptables-save prints N/sec and N/min (hour and day are
+ * spelled alike). Writing its spelling keeps the read-back comparison equal.
+ */
 export function limitSpelling(rate: string): string {
-  const [n, unit] = rate.split("/");
-  const short: Record<string, string> = { second: "sec", sec: "sec", s: "sec", minute: "min", min: "min", m: "min", hour: "hour", h: "hour", day: "day", d: "day" };
-  return `${n}/${short[unit ?? ""] ?? unit}`;
+  return rate.replace(/\/second$/, "/sec").replace(/\/minute$/, "/min");
 }
