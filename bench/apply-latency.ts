@@ -16,7 +16,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const MEMBERS = 100_000;
 const CONTAINER_RULES = 200;
 const repo = process.cwd();
-const cli = path.join(repo, "dist/src/cli/main.js");
+const cli = path.join(repo, "dist/dockwall.cjs");
 
 function sh(ns: string, cmd: string, args: string[], input?: string): string {
   const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { input, encoding: "utf8", maxBuffer: 1 << 28 });
@@ -80,6 +80,7 @@ function main(): void {
     const oneRule = add("one rule added");
     const floor = add("floor: one ipset restore + one iptables-restore");
     const perRule = add("write-ups' way: one iptables call per rule (rules only)");
+    const nodeStart = add("reference: node start-up alone (node -e 0)");
     for (let run = 0; run < RUNS; run++) {
       writeFileSync(path.join(dir, "big.list"), members(MEMBERS).join("\n") + "\n");
       writeFileSync(policy, policyText());
@@ -112,6 +113,7 @@ function main(): void {
           }
         }),
       );
+      nodeStart.runs.push(timed(() => sh(ns, process.execPath, ["-e", "0"])));
       spawnSync("ip", ["netns", "del", ns]);
       spawnSync("ip", ["netns", "add", ns]);
       rmSync(state, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iptables ipset conntrack docker.io socat busybox-static curl iproute2 util-linux)
+PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,15 +3,19 @@
  * The commands share it so `check`, `plan` and `apply` can never disagree.
  */
 import type { Runner } from "./exec/runner.js";
-import { loadPolicy } from "./policy/load.js";
-import { formatPolicyError } from "./policy/errors.js";
+import { loadPolicy, type ReadText } from "./policy/load.js";
+import { formatPolicyError, sortPolicyErrors, type PolicyError } from "./policy/errors.js";
 import type { Policy } from "./policy/types.js";
-import { gatherFacts } from "./facts/index.js";
+import { gatherFacts, type GatheredFacts } from "./facts/index.js";
 import type { Facts } from "./facts/types.js";
 import { compile } from "./compile/index.js";
-import type { Ruleset } from "./ruleset/types.js";
 import { render, type DesiredState } from "./backends/rendered.js";
 import { Netfilter } from "./backends/netfilter.js";
+import { codeIdentity, digest, factsDigest, RecordingReader, reread, type CompileInputs, type CompileOrigin, type Reread } from "./inputs.js";
+import { parseGroupFile } from "./policy/group-file.js";
+import { setName } from "./compile/names.js";
+import { toIpsetMembers } from "./compile/sets.js";
+import { VERSION } from "./version.js";
 
 /** A policy file that does not validate: every error, already formatted as FILE:LINE:COL: message. */
 export class PolicyInvalid extends Error {
@@ -23,38 +27,109 @@ export class PolicyInvalid extends Error {
 /** A setup dockwall must not write rules for (it would apply something wrong). */
 export class UnsupportedHost extends Error {}
 
-export async function readPolicy(file: string): Promise<{ policy: Policy; warnings: string[] }> {
-  const result = await loadPolicy(file);
+export async function readPolicy(file: string, readText?: ReadText): Promise<{ policy: Policy; warnings: string[] }> {
+  const result = await loadPolicy(file, readText);
   if (!result.ok) throw new PolicyInvalid(result.errors.map(formatPolicyError));
   return { policy: result.policy, warnings: result.warnings.map(formatPolicyError) };
 }
 
 export interface Compiled {
-  policy: Policy;
   facts: Facts;
-  ruleset: Ruleset;
   desired: DesiredState;
   netfilter: Netfilter;
+  /** Every warning: the policy's, the compile's and the facts'. */
   warnings: string[];
+  /** What the desired state was compiled from: recorded with it, so an unchanged re-apply can skip compiling. */
+  origin: CompileOrigin;
 }
 
-export async function compilePolicy(file: string, runner: Runner): Promise<Compiled> {
+/** A state compiled earlier, with its origin. */
+export interface CompiledBefore extends CompileOrigin {
+  desired: DesiredState;
+}
+
+/** Facts, and the iptables variant dockwall writes to: known long before the policy is compiled. */
+export function readFacts(runner: Runner): { facts: Promise<GatheredFacts>; netfilter: Promise<Netfilter> } {
+  const facts = gatherFacts(runner);
+  return { facts, netfilter: facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables)) };
+}
+
+export async function compilePolicy(
+  file: string,
+  runner: Runner,
+  before?: CompiledBefore,
+  factsRead: Promise<GatheredFacts> = gatherFacts(runner),
+): Promise<Compiled> {
   // Independent reads (a 100,000-line group file; Docker, ip and iptables-save): done side by side.
-  const [{ policy, warnings }, { facts, warnings: factWarnings }] = await Promise.all([readPolicy(file), gatherFacts(runner)]);
+  const again = before ? await reread(before.inputs, file) : undefined;
+  const loading = again ? undefined : loadWithInputs(file);
+  // Awaited below; until then a failure must not count as unhandled.
+  loading?.catch(() => undefined);
+  const { facts, warnings: factWarnings } = await factsRead;
+  refuseUnsupported(facts);
+  const netfilter = new Netfilter(runner, facts.host.iptables);
+  const compiled = (desired: DesiredState, origin: CompileOrigin): Compiled => ({
+    facts,
+    desired,
+    netfilter,
+    warnings: [...origin.warnings, ...origin.inputs.groupFiles.flatMap((g) => g.warnings), ...factWarnings],
+    origin,
+  });
+  if (before && again && factsDigest(facts) === before.inputs.facts) {
+    const updated = withGroupFiles(before, again);
+    return compiled(updated.desired, updated.origin);
+  }
+  const { policy, policyWarnings, inputs } = await (loading ?? loadWithInputs(file));
+  const ruleset = compile(policy, facts);
+  return compiled(render(ruleset), { inputs: { ...inputs, facts: factsDigest(facts) }, warnings: [...policyWarnings, ...ruleset.warnings] });
+}
+
+/** The policy, its own warnings, and what was read (group files keep their warnings there). */
+async function loadWithInputs(file: string): Promise<{ policy: Policy; policyWarnings: string[]; inputs: Omit<CompileInputs, "facts"> }> {
+  const reader = new RecordingReader();
+  const result = await loadPolicy(file, reader.read);
+  if (!result.ok) throw new PolicyInvalid(result.errors.map(formatPolicyError));
+  const warningsOf = (path: string) => result.warnings.filter((w) => w.file === path).map(formatPolicyError);
+  const groupFiles = result.policy.groups.flatMap((g) =>
+    g.file === undefined ? [] : [{ group: g.name, path: g.file, digest: digest(reader.texts.get(g.file) ?? ""), warnings: warningsOf(g.file) }],
+  );
+  return {
+    policy: result.policy,
+    policyWarnings: warningsOf(file),
+    inputs: { code: await codeIdentity(), policy: { path: file, digest: digest(reader.texts.get(file) ?? "") }, groupFiles },
+  };
+}
+
+/**
+ * The recorded state with the changed group files parsed again: a group file only decides its group's
+ * set members, so nothing else can differ from a full compile (a unit test holds them equal).
+ */
+function withGroupFiles(before: CompiledBefore, again: Reread): { desired: DesiredState; origin: CompileOrigin } {
+  if (again.changed.length === 0) return { desired: before.desired, origin: { inputs: before.inputs, warnings: before.warnings } };
+  const errors: PolicyError[] = [];
+  const members = new Map<string, string[]>();
+  const groupFiles = new Map(before.inputs.groupFiles.map((g) => [g.path + "\0" + g.group, g]));
+  for (const { input, text } of again.changed) {
+    const parsed = parseGroupFile(text, input.path);
+    errors.push(...parsed.errors);
+    members.set(setName(input.group, "ipv4"), toIpsetMembers(parsed.ipv4, "ipv4"));
+    members.set(setName(input.group, "ipv6"), toIpsetMembers(parsed.ipv6, "ipv6"));
+    groupFiles.set(input.path + "\0" + input.group, { ...input, digest: digest(text), warnings: parsed.warnings.map(formatPolicyError) });
+  }
+  if (errors.length > 0) throw new PolicyInvalid(sortPolicyErrors(errors).map(formatPolicyError));
+  const sets = before.desired.sets.map((s) => (members.has(s.name) ? { ...s, members: members.get(s.name)! } : s));
+  return {
+    desired: { ...before.desired, sets },
+    origin: { inputs: { ...before.inputs, groupFiles: [...groupFiles.values()] }, warnings: before.warnings },
+  };
+}
+
+function refuseUnsupported(facts: Facts): void {
   const backend = facts.docker.firewallBackend ?? "";
   if (backend.startsWith("nftables")) {
     throw new UnsupportedHost(
-      `Docker uses its nftables firewall back end (${backend}); dockwall ${"0.1"} writes iptables rules, ` +
+      `Docker uses its nftables firewall back end (${backend}); dockwall ${VERSION} writes iptables rules, ` +
         `which would not be ordered against Docker's. Run dockerd with its iptables back end, or wait for dockwall's nftables support.`,
     );
   }
-  const ruleset = compile(policy, facts);
-  return {
-    policy,
-    facts,
-    ruleset,
-    desired: render(ruleset),
-    netfilter: new Netfilter(runner, facts.host.iptables),
-    warnings: [...warnings, ...factWarnings, ...ruleset.warnings],
-  };
 }

@@ -3,7 +3,7 @@
  *
  *   read  -> prepare sets (new sets, filled scratch sets: nothing in use changes)
  *         -> test both payloads (iptables-restore --test)
- *         -> commit sets (swap / small delta) -> restore IPv4 -> restore IPv6 -> read back and verify
+ *         -> commit sets (swap / small delta) -> restore IPv4 and IPv6 -> read back and verify
  *         -> clean up (old members, sets no rule uses)
  *
  * Any failure undoes every step already taken, in reverse, so the kernel holds the previous rules.
@@ -13,7 +13,8 @@ import { Netfilter, NetfilterError } from "../backends/netfilter.js";
 import { parseSave, type SavedState } from "../backends/iptables/save-parser.js";
 import { describeDiff, diffFamily, dockwallPart, isEmptyDiff, restorePayload, type FamilyDiff } from "../backends/iptables/diff.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { parseIpsetSave, planSets, type LiveSet, type SetPlan } from "../backends/ipset.js";
+import { memberCount } from "../ruleset/members.js";
+import { parseIpsetHeaders, parseIpsetSave, planSets, type LiveSet, type SetPlan } from "../backends/ipset.js";
 
 export const FAMILIES: Family[] = ["ipv4", "ipv6"];
 
@@ -24,9 +25,45 @@ export interface LiveState {
   sets: Map<string, LiveSet>;
 }
 
-export async function readLive(nf: Netfilter): Promise<LiveState> {
-  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), nf.ipsetSave()]);
-  return { ipv4: parseSave(v4), ipv6: parseSave(v6), sets: parseIpsetSave(sets) };
+export interface ReadOptions {
+  /**
+   * What dockwall last recorded as applied. A live set whose family and entry count match the
+   * record is taken to hold the recorded members, so only `ipset list -t` is read for it; any other
+   * set is read in full. Without it every member is read back (what `status` does).
+   */
+  known?: DesiredState;
+}
+
+export async function readLive(nf: Netfilter, opts: ReadOptions = {}): Promise<LiveState> {
+  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), readSets(nf, opts.known)]);
+  return { ipv4: parseSave(v4), ipv6: parseSave(v6), sets };
+}
+
+/**
+ * Reading 100,000 members back with `ipset save` (and comparing them) was most of a no-op apply.
+ * The trade: a set changed behind dockwall's back to the same entry count is not noticed here;
+ * `status` (and the watch daemon's periodic check) read every member and report it as drift.
+ */
+async function readSets(nf: Netfilter, known: DesiredState | undefined): Promise<Map<string, LiveSet>> {
+  if (known === undefined) return parseIpsetSave(await nf.ipsetSave());
+  const recorded = new Map(known.sets.map((s) => [s.name, s]));
+  const sets = new Map<string, LiveSet>();
+  const unread: string[] = [];
+  for (const h of parseIpsetHeaders(await nf.ipsetHeaders()).values()) {
+    const r = recorded.get(h.name);
+    if (r !== undefined && r.family === h.family && memberCount(r) === h.entries) {
+      const live = { name: h.name, type: h.type, family: h.family, maxelem: h.maxelem, recorded: r } as LiveSet;
+      // The record's members, built only if something asks for them (members.ts).
+      Object.defineProperty(live, "members", { enumerable: true, get: () => r.members });
+      sets.set(h.name, live);
+    } else {
+      sets.set(h.name, { ...h, members: [] });
+      unread.push(h.name);
+    }
+  }
+  const read = await Promise.all(unread.map((name) => nf.ipsetSave(name)));
+  for (const text of read) for (const [name, set] of parseIpsetSave(text)) sets.set(name, set);
+  return sets;
 }
 
 /** dockwall's part of the live state, in the form apply takes: what `rollback` goes back to. */
@@ -36,7 +73,7 @@ export function snapshot(live: LiveState): DesiredState {
     ipv6: dockwallPart("ipv6", live.ipv6),
     sets: [...live.sets.values()]
       .filter((s) => !s.name.endsWith(".n"))
-      .map((s) => ({ name: s.name, family: s.family, members: s.members })),
+      .map((s) => s.recorded ?? { name: s.name, family: s.family, members: s.members }),
   };
 }
 
@@ -79,8 +116,9 @@ export interface ApplyResult {
   summary: string[];
 }
 
-export async function apply(nf: Netfilter, desired: DesiredState): Promise<ApplyResult> {
-  const live = await readLive(nf);
+/** Applies `desired`; `live` is the kernel's state read under the same lock (read here if not given). */
+export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState): Promise<ApplyResult> {
+  live ??= await readLive(nf);
   const before = snapshot(live);
   const plan = makePlan(desired, live);
   if (planIsEmpty(plan)) return { changed: false, before, summary: [] };
@@ -105,23 +143,21 @@ export async function apply(nf: Netfilter, desired: DesiredState): Promise<Apply
   try {
     undo.push(() => nf.ipsetRestore(plan.sets.discard));
     await nf.ipsetRestore(plan.sets.prepare);
-    for (const f of FAMILIES) {
-      const payload = plan.payloads[f];
-      if (payload !== null) await nf.test(f, payload);
-    }
+    // The rules name the sets, so they are tested once the sets exist; the two families side by side.
+    await allSettled(withPayload(plan, (f, payload) => nf.test(f, payload)));
     undo.push(() => nf.ipsetRestore(plan.sets.undoCommit));
     await nf.ipsetRestore(plan.sets.commit);
+    // IPv4 and IPv6 are separate tables: loaded side by side, both undone if either fails.
     for (const f of FAMILIES) {
-      const payload = plan.payloads[f];
-      if (payload === null) continue;
+      if (plan.payloads[f] === null) continue;
       // Undo by loading the old dockwall part against whatever is there now (a block may have gone in).
       undo.push(async () => {
         const now = parseSave(await nf.save(f));
         const back = restorePayload(before[f], now);
         if (back !== null) await nf.restore(f, back);
       });
-      await nf.restore(f, payload);
     }
+    await allSettled(withPayload(plan, (f, payload) => nf.restore(f, payload)));
     await verify(nf, desired);
   } catch (e) {
     return fail(e);
@@ -136,9 +172,25 @@ export async function apply(nf: Netfilter, desired: DesiredState): Promise<Apply
   return { changed: true, before, summary: describePlan(plan) };
 }
 
-/** Reads the kernel back and checks it holds exactly dockwall's desired part. */
+function withPayload(plan: Plan, step: (f: Family, payload: string) => Promise<void>): Promise<void>[] {
+  return FAMILIES.flatMap((f) => {
+    const payload = plan.payloads[f];
+    return payload === null ? [] : [step(f, payload)];
+  });
+}
+
+/** Waits for every step, then fails with the first failure: nothing is undone while a step still runs. */
+async function allSettled(steps: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/**
+ * Reads the kernel back and checks it holds exactly dockwall's desired part: every rule, and every
+ * set's type, family and entry count (members are read only where a count differs).
+ */
 export async function verify(nf: Netfilter, desired: DesiredState): Promise<void> {
-  const live = await readLive(nf);
+  const live = await readLive(nf, { known: desired });
   const problems: string[] = [];
   for (const f of FAMILIES) {
     const d = diffFamily(desired[f], live[f]);

@@ -2,10 +2,14 @@
  * What dockwall applied, kept on disk so `rollback` can restore the exact previous rules and set
  * members, and `status` can tell drift. Written atomically (temp file + rename).
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { DesiredState } from "../backends/rendered.js";
 import type { IptablesVariant } from "../facts/types.js";
+import type { Family } from "../policy/types.js";
+import { lazySet, memberCount } from "../ruleset/members.js";
+import type { CompiledBefore } from "../pipeline.js";
+import type { CompileOrigin } from "../inputs.js";
 
 export interface AppliedRecord {
   at: string;
@@ -14,12 +18,23 @@ export interface AppliedRecord {
   /** The iptables variant the rules went to (nft or legacy): remove and rollback use the same. */
   variant: IptablesVariant;
   state: DesiredState;
+  /** For a state compiled from a policy: its inputs' digests, so an unchanged re-apply skips compiling. */
+  origin?: CompileOrigin;
 }
 
 export interface StoredState {
-  version: 1;
   current?: AppliedRecord;
   previous?: AppliedRecord;
+}
+
+/** The state dockwall last applied to this iptables variant, if any: what a read may take as known. */
+export function appliedState(current: AppliedRecord | undefined, variant: IptablesVariant): DesiredState | undefined {
+  return current?.variant === variant ? current.state : undefined;
+}
+
+/** The applied state as a compile can reuse it: only a state that came from a policy file. */
+export function compiledBefore(current: AppliedRecord | undefined): CompiledBefore | undefined {
+  return current?.origin ? { ...current.origin, desired: current.state } : undefined;
 }
 
 export const DEFAULT_STATE_DIR = "/var/lib/dockwall";
@@ -28,37 +43,83 @@ export function stateDir(option?: string): string {
   return option ?? process.env.DOCKWALL_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-export class StateStore {
-  constructor(readonly dir: string) {}
+const FORMAT = 3;
 
-  get file(): string {
-    return path.join(this.dir, "state.json");
-  }
+/** On disk each set's members are one newline-joined string (one JSON string, not 100,000). */
+type StoredRecord = Omit<AppliedRecord, "state"> & {
+  state: Omit<DesiredState, "sets"> & { sets: { name: string; family: Family; count: number; members: string }[] };
+};
+
+/**
+ * One file per record: every apply reads `current` (100,000 members are ~1 MB of JSON), only
+ * `rollback` reads `previous`. A crash between the two writes of `record` leaves `previous` new and
+ * `current` old: rollback then restores what the kernel held before that apply, which is still right.
+ */
+export class StateStore {
+  private cached?: { key: string; record: Promise<AppliedRecord | undefined> };
+
+  constructor(readonly dir: string) {}
 
   get lockFile(): string {
     return path.join(this.dir, "lock");
   }
 
+  private file(which: keyof StoredState): string {
+    return path.join(this.dir, `${which}.json`);
+  }
+
+  /**
+   * The applied record; read from disk once per change of the file. apply asks twice, possibly at
+   * the same time: both get the same objects, which is how a reused compile is recognised (ipset.ts).
+   */
+  async current(): Promise<AppliedRecord | undefined> {
+    const file = this.file("current");
+    const key = await stat(file).then(
+      (s) => `${s.ino} ${s.size} ${s.mtimeMs}`,
+      () => "none",
+    );
+    if (this.cached?.key !== key) this.cached = { key, record: this.readRecord("current") };
+    return this.cached.record;
+  }
+
   async read(): Promise<StoredState> {
-    try {
-      const data = JSON.parse(await readFile(this.file, "utf8")) as StoredState;
-      if (data.version !== 1) throw new Error(`unknown state version in ${this.file}`);
-      return data;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1 };
-      throw e;
-    }
+    const [current, previous] = await Promise.all([this.current(), this.readRecord("previous")]);
+    return { ...(current ? { current } : {}), ...(previous ? { previous } : {}) };
   }
 
   /** Records a new applied state; what was there before becomes `previous`. */
   async record(current: AppliedRecord, previous: AppliedRecord): Promise<void> {
-    await this.write({ version: 1, current, previous });
+    await this.writeRecord("previous", previous);
+    await this.writeRecord("current", current);
   }
 
-  private async write(data: StoredState): Promise<void> {
+  /** Replaces the current record's details (same rules, new origin); `previous` stays. */
+  async amend(current: AppliedRecord): Promise<void> {
+    await this.writeRecord("current", current);
+  }
+
+  private async readRecord(which: keyof StoredState): Promise<AppliedRecord | undefined> {
+    const file = this.file(which);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    const data = JSON.parse(text) as { format: number; record: StoredRecord };
+    if (data.format !== FORMAT) throw new Error(`${file}: unknown state format ${data.format} (written by another dockwall version?)`);
+    const { state } = data.record;
+    return { ...data.record, state: { ...state, sets: state.sets.map((s) => lazySet(s.name, s.family, s.members, s.count)) } };
+  }
+
+  private async writeRecord(which: keyof StoredState, record: AppliedRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(data), { mode: 0o600 });
-    await rename(tmp, this.file);
+    const file = this.file(which);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const sets = record.state.sets.map((s) => ({ name: s.name, family: s.family, count: memberCount(s), members: s.members.join("\n") }));
+    const stored: StoredRecord = { ...record, state: { ...record.state, sets } };
+    await writeFile(tmp, JSON.stringify({ format: FORMAT, record: stored }), { mode: 0o600 });
+    await rename(tmp, file);
   }
 }

@@ -1,31 +1,76 @@
 /** apply under the lock, and remember what was there before so `rollback` can go back to it exactly. */
 import type { Netfilter } from "../backends/netfilter.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { apply, type ApplyResult } from "./apply.js";
+import { apply, readLive, type ApplyResult } from "./apply.js";
 import type { Lock } from "./lock.js";
-import type { StateStore } from "./state-store.js";
+import { appliedState, type StateStore } from "./state-store.js";
+import { sameInputs, type CompileOrigin } from "../inputs.js";
 
-export async function applyAndRecord(
-  nf: Netfilter,
-  desired: DesiredState,
+export interface ApplyTarget {
+  netfilter: Netfilter;
+  desired: DesiredState;
+  /** Set for a state compiled from a policy file (see inputs.ts). */
+  origin?: CompileOrigin;
+}
+
+export interface ApplyOptions {
+  /** Read every set member back rather than trusting the record where entry counts agree. */
+  fullRead?: boolean;
+}
+
+/**
+ * Takes the lock, reads the kernel and applies. The target may still be compiling: the lock and the
+ * kernel read (child processes, on the other core) overlap the policy parse, which is most of an
+ * apply that changes nothing. The kernel is first written after the target is complete.
+ */
+export async function applyWhenReady(
+  netfilter: Promise<Netfilter>,
+  target: Promise<ApplyTarget>,
   store: StateStore,
   lock: Lock,
   source: string,
+  opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
+  // Awaited below; until then a failure (an invalid policy) must not count as unhandled.
+  target.catch(() => undefined);
   const release = await lock.acquire();
   try {
-    const stored = await store.read();
-    const result = await apply(nf, desired);
-    // A no-op keeps the record as it is: otherwise `previous` would become a copy of `current`.
-    if (result.changed || stored.current === undefined) {
-      const at = new Date().toISOString();
-      await store.record(
-        { at, source, variant: nf.variant, state: desired },
-        { at: stored.current?.at ?? at, source: stored.current?.source ?? "before dockwall", variant: nf.variant, state: result.before },
-      );
+    const nf = await netfilter;
+    const recorded = await store.current();
+    const known = opts.fullRead ? undefined : appliedState(recorded, nf.variant);
+    const reading = readLive(nf, known ? { known } : {});
+    reading.catch(() => undefined);
+    const { desired, origin, netfilter: targetNf } = await target;
+    if (targetNf.variant !== nf.variant) throw new Error(`internal: iptables variant changed from ${nf.variant} to ${targetNf.variant} during apply`);
+    const result = await apply(nf, desired, await reading);
+    const at = new Date().toISOString();
+    const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };
+    if (result.changed || recorded === undefined) {
+      await store.record(current, {
+        at: recorded?.at ?? at,
+        source: recorded?.source ?? "before dockwall",
+        variant: nf.variant,
+        state: result.before,
+      });
+    } else if (!sameInputs(recorded.origin?.inputs, origin?.inputs)) {
+      // Same rules from changed files (a comment edited): `previous` must not become a copy of `current`.
+      await store.amend({ ...current, at: recorded.at });
     }
     return result;
   } finally {
     await release();
   }
+}
+
+/** applyWhenReady for a target known up front (rollback, remove, tests). */
+export function applyAndRecord(
+  nf: Netfilter,
+  desired: DesiredState,
+  store: StateStore,
+  lock: Lock,
+  source: string,
+  opts: ApplyOptions & { origin?: CompileOrigin } = {},
+): Promise<ApplyResult> {
+  const target = { netfilter: nf, desired, ...(opts.origin ? { origin: opts.origin } : {}) };
+  return applyWhenReady(Promise.resolve(nf), Promise.resolve(target), store, lock, source, opts);
 }

@@ -48,10 +48,22 @@ export class Netfilter {
     if (r.code !== 0) throw new NetfilterError(`${bin}${extra.length ? " " + extra.join(" ") : ""} refused the ${family} rules: ${r.stderr.trim()}`);
   }
 
-  /** Every ipset, as `ipset save` prints it. Read-only. */
-  async ipsetSave(): Promise<string> {
-    const r = await this.runner.run("ipset", ["save"]);
-    if (r.code !== 0) throw new NetfilterError(`ipset save failed: ${r.stderr.trim()}`);
+  /** Every ipset (or one), with its members, as `ipset save` prints it. Read-only. */
+  async ipsetSave(name?: string): Promise<string> {
+    return this.ipset(name === undefined ? ["save"] : ["save", name]);
+  }
+
+  /**
+   * Every ipset's header and entry count, without members (`ipset list -t`). Read-only. Reading
+   * 100,000 members back costs ~0.3 s of process time plus parsing; this costs a few ms.
+   */
+  async ipsetHeaders(): Promise<string> {
+    return this.ipset(["list", "-t"]);
+  }
+
+  private async ipset(args: string[]): Promise<string> {
+    const r = await this.runner.run("ipset", args);
+    if (r.code !== 0) throw new NetfilterError(`ipset ${args.join(" ")} failed: ${r.stderr.trim()}`);
     return r.stdout;
   }
 

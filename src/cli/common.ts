@@ -1,9 +1,10 @@
 /** What every command needs: the runner, the state store, the lock, and consistent output. */
 import { ProcessRunner, type Runner } from "../exec/runner.js";
 import { FlockLock, type Lock } from "../apply/lock.js";
-import { StateStore, stateDir } from "../apply/state-store.js";
+import { StateStore, appliedState, stateDir } from "../apply/state-store.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { detectIptablesVariant } from "../facts/host.js";
+import type { DesiredState } from "../backends/rendered.js";
 
 export const DEFAULT_POLICY = "/etc/dockwall/dockwall.yaml";
 
@@ -24,9 +25,17 @@ export function makeContext(global: GlobalOptions): Context {
 
 /** Where dockwall's rules are: the variant they were applied to, else where Docker's rules are. */
 export async function netfilterFor(ctx: Context): Promise<Netfilter> {
-  const stored = await ctx.store.read();
-  if (stored.current) return new Netfilter(ctx.runner, stored.current.variant);
+  const current = await ctx.store.current();
+  if (current) return new Netfilter(ctx.runner, current.variant);
   return new Netfilter(ctx.runner, await detectIptablesVariant(ctx.runner));
+}
+
+export const FULL_READ_HELP =
+  "read every set member back from the kernel instead of trusting the applied record where the entry counts agree (slower with big groups; use it after `status` reports set drift)";
+
+/** What dockwall last applied with this variant: lets a read skip members the kernel still holds. */
+export async function knownState(ctx: Context, nf: Netfilter): Promise<DesiredState | undefined> {
+  return appliedState(await ctx.store.current(), nf.variant);
 }
 
 /** Ends the process with a code after output has been written; no stack trace. */

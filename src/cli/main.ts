@@ -7,13 +7,16 @@ import { registerApply } from "./apply.js";
 import { registerStatus } from "./status.js";
 import { registerRemove } from "./remove.js";
 import { registerRollback } from "./rollback.js";
+import { registerWatch } from "./watch.js";
+import { registerInstall } from "./install.js";
 import { Exit } from "./common.js";
 import { PolicyInvalid } from "../pipeline.js";
+import { VERSION } from "../version.js";
 
 const program = new Command()
   .name("dockwall")
   .description("Keep a Docker host closed by default: one policy file, compiled into iptables, ip6tables and ipset rules beside Docker's own.")
-  .version("0.1.0")
+  .version(VERSION)
   .option("--state-dir <dir>", "where applied states and the lock are kept (env DOCKWALL_STATE_DIR)", undefined)
   .showHelpAfterError()
   .exitOverride()
@@ -28,7 +31,7 @@ Example:
 `,
   );
 
-for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerRemove, registerRollback]) {
+for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerRemove, registerRollback, registerWatch, registerInstall]) {
   register(program);
 }
 for (const cmd of program.commands) cmd.exitOverride();
@@ -57,4 +60,6 @@ function report(e: unknown): number {
   return 2;
 }
 
-process.exitCode = await main();
+void main().then((code) => {
+  process.exitCode = code;
+});

@@ -25,12 +25,12 @@ export function registerStatus(program: Command): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
-      const stored = await ctx.store.read();
+      const current = await ctx.store.current();
       const live = await readLive(nf);
       const report: StatusReport = {
-        applied: stored.current !== undefined,
-        appliedAt: stored.current?.at,
-        source: stored.current?.source,
+        applied: current !== undefined,
+        appliedAt: current?.at,
+        source: current?.source,
         variant: nf.variant,
         inSync: false,
         drift: [],
@@ -55,7 +55,7 @@ export function registerStatus(program: Command): void {
             });
           }
         }
-        const wanted = stored.current?.state[f];
+        const wanted = current?.state[f];
         const diff = wanted ? diffFamily(wanted, live[f]) : undefined;
         report.families[f] = {
           chains,
@@ -64,7 +64,7 @@ export function registerStatus(program: Command): void {
         };
         if (diff && !isEmptyDiff(diff)) report.drift.push(...describeDiff(diff));
       }
-      if (stored.current) report.drift.push(...planSets(stored.current.state.sets, live.sets).summary);
+      if (current) report.drift.push(...planSets(current.state.sets, live.sets).summary);
       report.inSync = report.applied && report.drift.length === 0;
       if (opts.json) {
         print([JSON.stringify(report, null, 2)]);
@@ -85,6 +85,7 @@ function humanStatus(r: StatusReport): string[] {
   for (const s of r.sets) lines.push(`set ${s.name} (${s.family}): ${s.members} members`);
   if (r.applied) lines.push(r.drift.length === 0 ? "in sync: the kernel holds what was applied" : "DRIFT: the kernel differs from what was applied:");
   lines.push(...r.drift.map((d) => `  ${d}`));
+  if (r.applied && r.drift.length > 0) lines.push("repair with: dockwall apply --full-read -c POLICY_FILE");
   return lines;
 }
 

@@ -2,6 +2,7 @@
 import type { Family, Group, Policy, Source } from "../policy/types.js";
 import type { IpSetSpec } from "../ruleset/types.js";
 import { setName } from "./names.js";
+import { distinct } from "../policy/addresses.js";
 
 export function referencedGroups(policy: Policy): Set<string> {
   const names = new Set<string>();
@@ -26,22 +27,12 @@ export function buildSets(groups: Group[], referenced: Set<string>): IpSetSpec[]
 }
 
 /**
- * ipset's own spelling, so what we write compares equal to what `ipset save` prints:
- * no /32 or /128 suffix, and /0 (which hash:net cannot hold) split into two /1 halves; duplicates
- * dropped, first occurrence kept.
+ * Group members are already in ipset's spelling and distinct (policy/types.ts Group), so the
+ * kernel's entry count equals the member count; here only /0, which hash:net cannot hold, is split
+ * into two /1 halves.
  */
-export function toIpsetMembers(cidrs: string[], family: Family): string[] {
-  const full = family === "ipv4" ? "/32" : "/128";
-  const out = new Set<string>();
-  for (const c of cidrs) {
-    if (c.endsWith("/0")) {
-      for (const half of family === "ipv4" ? ["0.0.0.0/1", "128.0.0.0/1"] : ["::/1", "8000::/1"]) out.add(half);
-    } else if (c.endsWith(full)) {
-      out.add(c.slice(0, -full.length));
-    } else {
-      out.add(c);
-    }
-  }
-  // Input order (group file order) is already deterministic; sorting 100,000 members costs ~90 ms.
-  return [...out];
+export function toIpsetMembers(members: string[], family: Family): string[] {
+  if (!members.some((m) => m.endsWith("/0"))) return members;
+  const halves = family === "ipv4" ? ["0.0.0.0/1", "128.0.0.0/1"] : ["::/1", "8000::/1"];
+  return distinct(members.flatMap((m) => (m.endsWith("/0") ? halves : [m])));
 }

@@ -4,7 +4,12 @@ import { readDockerFacts } from "./docker.js";
 import { readHostFacts } from "./host.js";
 import type { Facts } from "./types.js";
 
-export async function gatherFacts(runner: Runner): Promise<{ facts: Facts; warnings: string[] }> {
+export interface GatheredFacts {
+  facts: Facts;
+  warnings: string[];
+}
+
+export async function gatherFacts(runner: Runner): Promise<GatheredFacts> {
   const [docker, { host, warnings }] = await Promise.all([readDockerFacts(), readHostFacts(runner)]);
   if (!docker.reachable) {
     warnings.push(`Docker is not reachable (${docker.error}); host and published-port rules apply, rules naming a container stay closed`);

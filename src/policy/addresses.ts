@@ -34,6 +34,68 @@ function parsePrefix(prefixText: string | undefined, max: number, text: string):
   return Number(prefixText);
 }
 
+/** The list without repeats, first occurrence kept; the same array when there are none. */
+export function distinct(list: string[]): string[] {
+  const seen = new Set(list);
+  return seen.size === list.length ? list : [...seen];
+}
+
+/** A group member's spelling (see Group): a single host loses its /32 or /128, as ipset prints it. */
+export function memberSpelling(c: Cidr): string {
+  const full = c.family === "ipv4" ? "/32" : "/128";
+  return c.cidr.endsWith(full) ? c.cidr.slice(0, -full.length) : c.cidr;
+}
+
+const DOT = 46;
+const SLASH = 47;
+const ZERO = 48;
+
+/**
+ * The group-file fast path: a dotted quad in canonical spelling (no leading zeros), with an optional
+ * prefix and no host bits: nearly every line of a blocklist. Returns a number that identifies the
+ * network (address * 64 + prefix), so a 100,000-line file is checked for duplicates by sorting
+ * numbers rather than hashing strings; -1 for anything else, which then goes through parseCidr for
+ * the full check and its message.
+ */
+export function scanV4(text: string): number {
+  const n = text.length;
+  let i = 0;
+  let value = 0;
+  for (let octet = 0; octet < 4; octet++) {
+    const start = i;
+    let v = 0;
+    while (i < n && i - start < 4) {
+      const d = text.charCodeAt(i) - ZERO;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && text.charCodeAt(start) === ZERO)) return -1;
+    value = value * 256 + v;
+    if (octet < 3) {
+      if (text.charCodeAt(i) !== DOT) return -1;
+      i++;
+    }
+  }
+  if (i === n) return value * 64 + 32;
+  if (text.charCodeAt(i) !== SLASH || i + 1 === n || i + 3 < n) return -1;
+  const p1 = text.charCodeAt(i + 1) - ZERO;
+  const p2 = i + 2 < n ? text.charCodeAt(i + 2) - ZERO : -1;
+  if (p1 < 0 || p1 > 9 || (i + 2 < n && (p2 < 0 || p2 > 9 || p1 === 0))) return -1;
+  const prefix = p2 < 0 ? p1 : p1 * 10 + p2;
+  // Host bits set: the slow path clears them and warns.
+  if (prefix > 32 || value % 2 ** (32 - prefix) !== 0) return -1;
+  return value * 64 + prefix;
+}
+
+/** The member spelling of text that scanV4 accepted: the text itself, less a /32. */
+export function scannedV4Member(text: string, key: number): string {
+  if (key % 64 !== 32) return text;
+  const slash = text.indexOf("/");
+  return slash < 0 ? text : text.slice(0, slash);
+}
+
 // The common case (tens of thousands of lines in a group file) stays off ipaddr.js: plain integer maths.
 function parseV4(addr: string, prefixText: string | undefined, text: string): CidrParse {
   const octets = IPV4.exec(addr)!.slice(1);

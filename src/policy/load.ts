@@ -9,7 +9,7 @@
 import { readFile as fsReadFile } from "node:fs/promises";
 import path from "node:path";
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from "yaml";
-import { hostBitsWarning, parseCidr } from "./addresses.js";
+import { distinct, hostBitsWarning, memberSpelling, parseCidr } from "./addresses.js";
 import { mergePortRanges, parsePort } from "./ports.js";
 import { sortPolicyErrors, type PolicyError } from "./errors.js";
 import { parseGroupFile } from "./group-file.js";
@@ -136,7 +136,7 @@ async function readGroups(r: Reader, declared: DeclaredGroup[], readText: ReadTe
     const parsed = parseGroupFile(text, resolved);
     r.errors.push(...parsed.errors);
     r.warnings.push(...parsed.warnings);
-    return { name, ipv4: parsed.ipv4, ipv6: parsed.ipv6 };
+    return { name, ipv4: parsed.ipv4, ipv6: parsed.ipv6, file: resolved };
   });
   return (await Promise.all(pending)).filter((g): g is Group => g !== undefined);
 }
@@ -144,8 +144,8 @@ async function readGroups(r: Reader, declared: DeclaredGroup[], readText: ReadTe
 export function splitFamilies(cidrs: Cidr[]): { ipv4: string[]; ipv6: string[] } {
   const ipv4: string[] = [];
   const ipv6: string[] = [];
-  for (const c of cidrs) (c.family === "ipv4" ? ipv4 : ipv6).push(c.cidr);
-  return { ipv4, ipv6 };
+  for (const c of cidrs) (c.family === "ipv4" ? ipv4 : ipv6).push(memberSpelling(c));
+  return { ipv4: distinct(ipv4), ipv6: distinct(ipv6) };
 }
 
 /** Everyone loses SSH the moment a policy without it is applied from a remote shell; say so before that. */

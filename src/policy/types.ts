@@ -16,10 +16,17 @@ export interface Cidr {
   cidr: string;
 }
 
+/**
+ * A group's members, normalised to the spelling ipset prints back ("203.0.113.0/24", and a single
+ * host without its /32 or /128: "198.18.0.5", "2001:db8::1"), distinct, in the order written. Groups only
+ * ever become sets, and a 100,000-line group file is then read without one string built per line.
+ */
 export interface Group {
   name: string;
   ipv4: string[];
   ipv6: string[];
+  /** The group file its members came from (resolved path), for `{ file: PATH }` groups. */
+  file?: string;
 }
 
 /** Where a connection may come from. */

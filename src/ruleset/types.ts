@@ -69,7 +69,10 @@ export interface FamilyRules {
 export interface IpSetSpec {
   name: string;
   family: Family;
-  /** Normalised members in ipset's own spelling (no /32 or /128 suffix), sorted. */
+  /**
+   * Members in ipset's own spelling (no /32 or /128 suffix), distinct, in the order written. From the
+   * applied record it is built on first use (members.ts): count with memberCount().
+   */
   members: string[];
 }
 

@@ -8,8 +8,9 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { Lab, type Client, type LabOptions } from "./lab.js";
-import { LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy, type Target } from "./expectations.js";
+import { Lab, type LabOptions } from "./lab.js";
+import { dockwallOk, mismatches } from "./checks.js";
+import { LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy } from "./expectations.js";
 
 const MODES: LabOptions[] = [
   { ipv6Mode: "proxy", ipForwardBeforeDocker: false },
@@ -18,39 +19,6 @@ const MODES: LabOptions[] = [
   { ipv6Mode: "ip6tables", ipForwardBeforeDocker: true },
 ];
 const FAMILIES = ["ipv4", "ipv6"] as const;
-
-/** Probes every (target, client, family) and returns the ones whose outcome differs from `allowed`. */
-async function mismatches(lab: Lab, targets: Target[]): Promise<string[]> {
-  const specs: { client: Client; family: "ipv4" | "ipv6"; proto: "tcp" | "udp"; port: number; dst?: string; label: string; expect: boolean }[] = [];
-  for (const t of targets) {
-    for (const family of FAMILIES) {
-      let dst: string | undefined;
-      if (t.container !== undefined) {
-        dst = await lab.containerAddress(t.container, family);
-        if (dst === undefined) continue; // no IPv6 container addresses in proxy mode: nothing to route to
-      }
-      for (const client of Object.values(lab.clients)) {
-        specs.push({
-          client,
-          family,
-          proto: t.proto,
-          port: t.port,
-          dst,
-          label: `${client.name} ${family} -> ${t.what}`,
-          expect: t.allowed.includes(client.name),
-        });
-      }
-    }
-  }
-  const results = await lab.probeMany(specs.map(({ client, family, proto, port, dst }) => ({ client, family, proto, port, dst })));
-  return specs.flatMap((s, i) => (results[i] === s.expect ? [] : [`${s.label}: expected ${s.expect ? "open" : "closed"}, was ${results[i] ? "open" : "closed"}`]));
-}
-
-async function dockwallOk(lab: Lab, args: string[]): Promise<string> {
-  const r = await lab.dockwall(args);
-  assert.equal(r.code, 0, `dockwall ${args.join(" ")} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
 
 /** Docker's own chains (everything not dockwall's), to show they are never rewritten. */
 async function dockerChains(lab: Lab): Promise<string> {

@@ -16,6 +16,7 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
+import { lineSplitter } from "../../src/exec/lines.js";
 
 export interface LabOptions {
   /** "proxy": IPv6 reaches containers through docker-proxy (20.10's default). "ip6tables": Docker's own IPv6 DNAT. */
@@ -52,7 +53,8 @@ const UDP_PROBE_ATTEMPTS = 3;
 const PROBE_CONCURRENCY = 12;
 const DOCKERD = process.env.DOCKWALL_LAB_DOCKERD ?? "/usr/sbin/dockerd";
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
-const CLI = path.join(REPO, "dist/src/cli/main.js");
+// The shipped artifact (package.json bin), not the unbundled build: what users run is what is tested.
+const CLI = path.join(REPO, "dist/dockwall.cjs");
 
 /** The lab's containers: published ports that differ from container ports, an unpublished one, UDP, a loopback binding, a user network. */
 export const CONTAINERS: { name: string; args: string[]; services: [number, string, "tcp" | "udp", boolean?][] }[] = [
@@ -263,7 +265,7 @@ export class Lab {
   }
 
   /** Every lab service answers from inside the host namespace (so probes measure the firewall, not start-up). */
-  private async waitForServices(): Promise<void> {
+  async waitForServices(): Promise<void> {
     const checks: (() => Promise<boolean>)[] = [];
     for (const c of CONTAINERS) {
       checks.push(() => this.running(c.name));
@@ -417,6 +419,29 @@ export class Lab {
     });
   }
 
+  /**
+   * What a reboot leaves of the Docker host's firewall: nothing. Every table of both families, every
+   * set and every tracked connection go (Docker's data, and dockwall's applied record, stay on disk).
+   * dockerd must be stopped first.
+   */
+  async emptyKernel(): Promise<void> {
+    for (const [cmd, args] of [["nft", ["flush", "ruleset"]], ["ipset", ["destroy"]], ["conntrack", ["-F"]]] as const) {
+      const r = await this.exec(this.hostNs, cmd, [...args]);
+      if (r.code !== 0 && !/0 flow entries/.test(r.stderr)) throw new Error(`${cmd} ${args.join(" ")} in the lab host: ${r.stderr}`);
+    }
+  }
+
+  /** A long-running dockwall (watch) in the Docker host's namespace; ended by pid in destroy(). */
+  startDockwall(args: string[]): DockwallProcess {
+    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
+      env: { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.on("error", () => undefined);
+    this.processes.push(child);
+    return new DockwallProcess(child);
+  }
+
   async hostIptablesSave(family: Family): Promise<string> {
     const r = await this.exec(this.hostNs, family === "ipv4" ? "iptables-save" : "ip6tables-save", []);
     if (r.code !== 0) throw new Error(`iptables-save in the lab host: ${r.stderr}`);
@@ -464,6 +489,56 @@ export class Lab {
   }
 }
 
+/** A running dockwall: its JSON log lines as they come, signals, and its exit. */
+export class DockwallProcess {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly stderr: string[] = [];
+  readonly exit: Promise<number | null>;
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly child: ChildProcess) {
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on(
+      "data",
+      lineSplitter((line) => {
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ unparsed: line });
+        }
+        for (const w of this.waiters.splice(0)) w();
+      }),
+    );
+    child.stderr!.on("data", (b: Buffer) => this.stderr.push(b.toString()));
+    this.exit = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+  }
+
+  /** The first log line from index `from` on that matches, waiting up to `ms`. */
+  async waitFor(pred: (line: Record<string, unknown>) => boolean, from: number, ms: number): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.lines.slice(from).find(pred);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.child.exitCode !== null) {
+        throw new Error(`no matching log line in ${ms} ms; log:\n${this.lines.map((l) => JSON.stringify(l)).join("\n")}\n${this.stderr.join("")}`);
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    // `ip netns exec` execs the command, so this pid is dockwall's own.
+    this.child.kill(sig);
+  }
+}
+
 /** A listener that answers `text` (and, with echo, then echoes lines), on IPv6 and IPv4 when the namespace has IPv6. */
 export function listenCommand(port: number, text: string, proto: "tcp" | "udp", echo = false): string {
   const reply = `SYSTEM:'echo ${text}${echo ? "; cat" : ""}'`;
@@ -478,7 +553,7 @@ export function listenCommand(port: number, text: string, proto: "tcp" | "udp", 
 async function requireTools(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, dockerd, iptables)");
   const missing: string[] = [];
-  for (const tool of ["ip", "nsenter", "socat", "docker", "iptables-save", "ipset", "ldd", "tar", DOCKERD]) {
+  for (const tool of ["ip", "nsenter", "socat", "docker", "iptables-save", "ipset", "ldd", "tar", "nft", "conntrack", "stdbuf", DOCKERD]) {
     const r = await runner.run("sh", ["-c", `command -v ${tool}`]);
     if (r.code !== 0) missing.push(tool);
   }

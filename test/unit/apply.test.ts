@@ -10,6 +10,7 @@ import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { apply, ApplyError } from "../../src/apply/apply.js";
+import { parseIpsetHeaders } from "../../src/backends/ipset.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { MemoryLock } from "../../src/apply/lock.js";
 import { StateStore } from "../../src/apply/state-store.js";
@@ -18,23 +19,7 @@ import { compile } from "../../src/compile/index.js";
 import type { Facts } from "../../src/facts/types.js";
 import type { Policy } from "../../src/policy/types.js";
 import { DOCKER_20_10_SAVE } from "./docker-layout.js";
-
-const loc = { file: "p.yaml", line: 1, col: 1 };
-
-function policy(over: Partial<Policy> = {}): Policy {
-  return {
-    file: "p.yaml",
-    groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5/32"], ipv6: ["2001:db8:1::/48"] }],
-    trusted: [{ kind: "group", name: "office" }],
-    host: [{ ports: [{ from: 22, to: 22 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
-    containers: [{ ports: [{ from: 8080, to: 8080 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
-    routes: [],
-    icmp: "allow",
-    default: "drop",
-    log: { drops: false, rate: "10/min" },
-    ...over,
-  };
-}
+import { loc, policy } from "./fixtures.js";
 
 const facts: Facts = {
   docker: { reachable: true, containers: [], networks: [] },
@@ -143,8 +128,8 @@ test("small member changes go in as a delta, large ones as a swapped set; no rul
   const nf = new Netfilter(fake, "nft");
   await apply(nf, desiredFor(policy()));
   const rulesBefore = fake.saveText("ipv4").replace(/^#.*$/gm, "");
-  const many = Array.from({ length: 3000 }, (_, i) => `198.18.${i >> 8}.${i & 255}/32`);
-  await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5/32", "198.19.0.1/32"], ipv6: ["2001:db8:1::/48"] }] })));
+  const many = Array.from({ length: 3000 }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
+  await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5", "198.19.0.1"], ipv6: ["2001:db8:1::/48"] }] })));
   assert.ok(fake.set("dw4-office")!.members.has("198.19.0.1"));
   await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: many, ipv6: [] }] })));
   assert.equal(fake.set("dw4-office")!.members.size, 3000);
@@ -198,4 +183,93 @@ test("two applies at once are serialised by the lock", async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** Runs `body` with a throwaway state directory. */
+async function withStore(body: (store: StateStore, lock: MemoryLock) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
+  try {
+    await body(new StateStore(dir), new MemoryLock());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const memberReads = (fake: FakeNetfilter) => fake.calls.filter((c) => c.cmd === "ipset" && c.args[0] === "save").length;
+
+test("with an applied record, a no-op apply and a one-member change read no set members back", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await withStore(async (store, lock) => {
+    await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
+    fake.calls.length = 0;
+    assert.equal((await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml")).changed, false);
+    const grown = policy({ groups: [{ name: "office", ipv4: ["203.0.113.0/24", "198.18.0.5", "198.18.0.6"], ipv6: ["2001:db8:1::/48"] }] });
+    const r = await applyAndRecord(nf, desiredFor(grown), store, lock, "p.yaml");
+    assert.deepEqual(r.summary, ["~ set dw4-office: 1 members added, 0 removed"]);
+    assert.equal(memberReads(fake), 0);
+    assert.deepEqual([...fake.set("dw4-office")!.members].sort(), ["198.18.0.5", "198.18.0.6", "203.0.113.0/24"]);
+  });
+});
+
+test("a set whose entry count changed behind dockwall's back is read in full and repaired", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await withStore(async (store, lock) => {
+    await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
+    fake.set("dw4-office")!.members.delete("198.18.0.5");
+    fake.calls.length = 0;
+    const r = await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
+    assert.deepEqual(r.summary, ["~ set dw4-office: 1 members added, 0 removed"]);
+    assert.equal(memberReads(fake), 1);
+    assert.ok(fake.set("dw4-office")!.members.has("198.18.0.5"));
+  });
+});
+
+test("a member swapped behind dockwall's back (same count) is repaired by --full-read, not by a plain apply", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft");
+  await withStore(async (store, lock) => {
+    await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
+    const members = fake.set("dw4-office")!.members;
+    members.delete("198.18.0.5");
+    members.add("198.18.0.66");
+    assert.equal((await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml")).changed, false);
+    const r = await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml", { fullRead: true });
+    assert.deepEqual(r.summary, ["~ set dw4-office: 1 members added, 1 removed"]);
+    assert.deepEqual([...members].sort(), ["198.18.0.5", "203.0.113.0/24"]);
+  });
+});
+
+test("ipset list -t headers are read as the kernel prints them (ipset 7.17)", () => {
+  const text = [
+    "Name: dw4-big",
+    "Type: hash:net",
+    "Revision: 7",
+    "Header: family inet hashsize 1024 maxelem 131072 bucketsize 12 initval 0x43e6d343",
+    "Size in memory: 504",
+    "References: 0",
+    "Number of entries: 1",
+    "",
+    "Name: dw6-big",
+    "Type: hash:net",
+    "Revision: 7",
+    "Header: family inet6 hashsize 1024 maxelem 65536 bucketsize 12 initval 0xac147da4",
+    "Size in memory: 1240",
+    "References: 2",
+    "Number of entries: 0",
+    "",
+    "Name: someone-else",
+    "Type: hash:ip",
+    "Header: family inet hashsize 1024 maxelem 65536",
+    "Number of entries: 9",
+    "",
+  ].join("\n");
+  assert.deepEqual(
+    [...parseIpsetHeaders(text).values()],
+    [
+      { name: "dw4-big", type: "hash:net", family: "ipv4", maxelem: 131072, entries: 1 },
+      { name: "dw6-big", type: "hash:net", family: "ipv6", maxelem: 65536, entries: 0 },
+    ],
+  );
 });

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { endpointFromEnv } from "../../src/facts/engine-api.js";
 import { readDockerFacts, toContainerFacts, toNetworkFacts } from "../../src/facts/docker.js";
-import { detectIptablesVariant } from "../../src/facts/host.js";
+import { detectIptablesVariant, readInterfaces } from "../../src/facts/host.js";
 import type { CommandResult, Runner } from "../../src/exec/runner.js";
 
 const DJANGO = {
@@ -105,8 +105,40 @@ const DOCKER_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKER-US
 const EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
 
 test("iptables variant: where Docker's chains are; else what the iptables command is", async () => {
-  assert.equal(await detectIptablesVariant(runnerWith({ "iptables-nft-save": out(EMPTY_FILTER), "iptables-legacy-save": out(DOCKER_FILTER) })), "legacy");
-  assert.equal(await detectIptablesVariant(runnerWith({ "iptables-nft-save": out(DOCKER_FILTER), "iptables-legacy-save": out(EMPTY_FILTER) })), "nft");
-  assert.equal(await detectIptablesVariant(runnerWith({ "iptables-nft-save": out(EMPTY_FILTER), iptables: out("iptables v1.8.9 (legacy)\n") })), "legacy");
-  assert.equal(await detectIptablesVariant(runnerWith({ iptables: out("iptables v1.8.9 (nf_tables)\n") })), "nft");
+  const legacyTables = async () => "filter\nnat\n";
+  const detect = (outputs: Record<string, CommandResult>) => detectIptablesVariant(runnerWith(outputs), legacyTables);
+  assert.equal(await detect({ "iptables-nft-save": out(EMPTY_FILTER), "iptables-legacy-save": out(DOCKER_FILTER) }), "legacy");
+  assert.equal(await detect({ "iptables-nft-save": out(DOCKER_FILTER), "iptables-legacy-save": out(EMPTY_FILTER) }), "nft");
+  assert.equal(await detect({ "iptables-nft-save": out(EMPTY_FILTER), iptables: out("iptables v1.8.9 (legacy)\n") }), "legacy");
+  assert.equal(await detect({ iptables: out("iptables v1.8.9 (nf_tables)\n") }), "nft");
+});
+
+test("iptables variant: legacy tables are not read (which would create them) when the kernel has none", async () => {
+  const calls: string[] = [];
+  const runner: Runner = {
+    async run(cmd) {
+      calls.push(cmd);
+      // Docker's chains everywhere: a legacy read would show up here, and tie, and ask `iptables --version`.
+      return out(DOCKER_FILTER);
+    },
+  };
+  const missing = async () => {
+    throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+  };
+  assert.equal(await detectIptablesVariant(runner, async () => ""), "nft");
+  assert.equal(await detectIptablesVariant(runner, missing), "nft");
+  assert.deepEqual(calls, ["iptables-nft-save", "iptables-nft-save"]);
+});
+
+test("host interfaces come from getifaddrs, sorted by name, each address with its prefix", () => {
+  const info = (address: string, family: "IPv4" | "IPv6", cidr: string | null) =>
+    ({ address, family, cidr, netmask: "", mac: "", internal: false, scopeid: 0 }) as import("node:os").NetworkInterfaceInfo;
+  const interfaces = readInterfaces(() => ({
+    eth0: [info("198.18.0.2", "IPv4", "198.18.0.2/24"), info("2001:db8::2", "IPv6", "2001:db8::2/64")],
+    docker0: [info("172.17.0.1", "IPv4", null)],
+  }));
+  assert.deepEqual(interfaces, [
+    { name: "docker0", addresses: ["172.17.0.1/32"] },
+    { name: "eth0", addresses: ["198.18.0.2/24", "2001:db8::2/64"] },
+  ]);
 });

@@ -116,7 +116,11 @@ export class FakeNetfilter implements Runner {
       return this.restore(family, opts.input ?? "", { noflush: args.includes("--noflush"), test: args.includes("--test") });
     }
     if (cmd === "ipset") {
-      if (args[0] === "save" || args[0] === "list") return ok(this.ipsetSave());
+      if (args[0] === "list" && args[1] === "-t") return ok(this.ipsetHeaders());
+      if (args[0] === "save") {
+        if (args[1] !== undefined && !this.sets.has(args[1])) return { code: 1, stdout: "", stderr: "ipset v7.17: The set with the given name does not exist\n" };
+        return ok(this.ipsetSave(args[1]));
+      }
       const r = args.indexOf("restore");
       if (r >= 0) return this.ipsetRestore(opts.input ?? "", args.includes("-exist"));
     }
@@ -227,9 +231,26 @@ export class FakeNetfilter implements Runner {
     return false;
   }
 
-  private ipsetSave(): string {
+  private ipsetHeaders(): string {
+    return [...this.sets]
+      .map(([name, s]) =>
+        [
+          `Name: ${name}`,
+          `Type: ${s.type}`,
+          "Revision: 7",
+          `Header: family ${s.family === "ipv4" ? "inet" : "inet6"} hashsize 1024 maxelem ${s.maxelem} bucketsize 12 initval 0x1234abcd`,
+          "Size in memory: 504",
+          `References: ${this.setInUse(name) ? 1 : 0}`,
+          `Number of entries: ${s.members.size}`,
+        ].join("\n") + "\n",
+      )
+      .join("\n");
+  }
+
+  private ipsetSave(only?: string): string {
     const out: string[] = [];
     for (const [name, s] of this.sets) {
+      if (only !== undefined && name !== only) continue;
       out.push(`create ${name} ${s.type} family ${s.family === "ipv4" ? "inet" : "inet6"} hashsize 1024 maxelem ${s.maxelem} bucketsize 12 initval 0x1234abcd`);
       for (const m of s.members) out.push(`add ${name} ${m}`);
     }

@@ -42,7 +42,7 @@ containers:
     proto: [udp, tcp]
 `);
   assert.deepEqual(warnings, []);
-  assert.deepEqual(policy.groups, [{ name: "office", ipv4: ["203.0.113.0/24", "198.51.100.7/32"], ipv6: ["2001:db8:1::/48"] }]);
+  assert.deepEqual(policy.groups, [{ name: "office", ipv4: ["203.0.113.0/24", "198.51.100.7"], ipv6: ["2001:db8:1::/48"] }]);
   assert.deepEqual(policy.containers[0]!.ports, [{ from: 80, to: 81 }, { from: 443, to: 443 }, { from: 8000, to: 8010 }]);
   assert.deepEqual(policy.containers[0]!.from, [{ kind: "group", name: "office" }, { kind: "cidr", cidr: { family: "ipv4", cidr: "192.0.2.1/32" } }]);
   assert.deepEqual(policy.host[0]!.from, [{ kind: "any" }]);
@@ -116,8 +116,18 @@ test("group file members are split by family and warned about host bits", async 
   const { policy, warnings } = await load("groups:\n  a: { file: a.list }\nhost:\n  - port: 22\n    from: [a]\n", {
     "/etc/dockwall/a.list": "192.0.2.10/24\n2001:db8::1\n",
   });
-  assert.deepEqual(policy.groups, [{ name: "a", ipv4: ["192.0.2.0/24"], ipv6: ["2001:db8::1/128"] }]);
+  assert.deepEqual(policy.groups, [{ name: "a", ipv4: ["192.0.2.0/24"], ipv6: ["2001:db8::1"], file: "/etc/dockwall/a.list" }]);
   assert.deepEqual(warnings.map(formatPolicyError), ["/etc/dockwall/a.list:1:1: \"192.0.2.10/24\" has host bits set; using 192.0.2.0/24"]);
+});
+
+test("group members are distinct, first occurrence kept, however they were spelled", async () => {
+  const { policy } = await load("groups:\n  a: { file: a.list }\n  b: [192.0.2.1, 192.0.2.1/32, 2001:db8::1, 2001:db8:0::1/128]\nhost:\n  - port: 22\n    from: [a, b]\n", {
+    "/etc/dockwall/a.list": "192.0.2.0/24\n198.18.0.1\n192.0.2.7/24\n198.18.0.1/32\n198.18.0.2\n2001:db8::1\n2001:db8:0::1\n",
+  });
+  assert.deepEqual(policy.groups, [
+    { name: "a", ipv4: ["192.0.2.0/24", "198.18.0.1", "198.18.0.2"], ipv6: ["2001:db8::1"], file: "/etc/dockwall/a.list" },
+    { name: "b", ipv4: ["192.0.2.1"], ipv6: ["2001:db8::1"] },
+  ]);
 });
 
 test("values of the wrong kind are refused where they stand", async () => {

@@ -6,13 +6,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
-import { parseCidr } from "../../src/policy/addresses.js";
+import { memberSpelling, parseCidr, scannedV4Member, scanV4 } from "../../src/policy/addresses.js";
 import { parsePort, mergePortRanges } from "../../src/policy/ports.js";
 import { loadPolicyText } from "../../src/policy/load.js";
 import { formatPolicyError } from "../../src/policy/errors.js";
 import { compile } from "../../src/compile/index.js";
 import { render } from "../../src/backends/rendered.js";
 import { restorePayload } from "../../src/backends/iptables/diff.js";
+import { memberDelta } from "../../src/backends/ipset.js";
 import type { Facts } from "../../src/facts/types.js";
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join("."));
@@ -28,6 +29,55 @@ test("IPv4 CIDRs: the network address is the input with host bits cleared, as ip
       assert.equal(r.cidr.family, "ipv4");
       assert.equal(r.hostBits !== undefined, expected !== addr);
     }),
+  );
+});
+
+test("the group-file fast path accepts only what parseCidr accepts unchanged, and spells it the same", () => {
+  // Near-misses too: leading zeros, big octets, missing parts, odd prefixes, stray characters.
+  const octet = fc.oneof(fc.nat(255).map(String), fc.constantFrom("00", "01", "256", "999", "1000", "", "a", "-1"));
+  const prefix = fc.oneof(fc.constant(""), fc.nat(40).map((p) => `/${p}`), fc.constantFrom("/", "/01", "/3x", "//8", "/ 8", "/123"));
+  const candidate = fc.oneof(
+    fc.tuple(octet, octet, octet, octet, prefix).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}${p}`),
+    fc.tuple(v4, prefix, fc.constantFrom("", ".", " ", "x", ".1")).map(([a, p, tail]) => `${a}${p}${tail}`),
+  );
+  fc.assert(
+    fc.property(candidate, (text) => {
+      const key = scanV4(text);
+      if (key < 0) return;
+      const fast = scannedV4Member(text, key);
+      const slow = parseCidr(text);
+      assert.ok(slow.ok, text);
+      assert.equal(slow.hostBits, undefined, text);
+      assert.equal(fast, memberSpelling(slow.cidr), text);
+      const [addr, prefix] = slow.cidr.cidr.split("/");
+      assert.equal(key, ipaddr.IPv4.parse(addr!).toByteArray().reduce((v, b) => v * 256 + b, 0) * 64 + Number(prefix), text);
+    }),
+    { numRuns: 5000 },
+  );
+  // And it does take the common spellings (otherwise the property above holds vacuously).
+  const member = (t: string) => (scanV4(t) < 0 ? undefined : scannedV4Member(t, scanV4(t)));
+  assert.equal(member("198.18.0.1"), "198.18.0.1");
+  assert.equal(member("198.18.0.1/32"), "198.18.0.1");
+  assert.equal(member("198.18.0.0/15"), "198.18.0.0/15");
+  assert.equal(member("0.0.0.0/0"), "0.0.0.0/0");
+  assert.equal(member("198.18.0.1/24"), undefined);
+  assert.equal(member("198.018.0.1"), undefined);
+});
+
+test("set member delta: what a naive set difference says, for lists in any order", () => {
+  const distinctList = fc.uniqueArray(fc.integer({ min: 0, max: 40 }).map((n) => `198.18.0.${n}`), { maxLength: 30 });
+  // Often the second list is the first with a few changes, as a group file edit makes it.
+  const edited = distinctList.chain((before) =>
+    fc.tuple(fc.constant(before), fc.oneof(distinctList, fc.shuffledSubarray(before), fc.subarray(before).map((kept) => [...kept, "198.19.0.1"]))),
+  );
+  fc.assert(
+    fc.property(edited, ([before, after]) => {
+      const { added, removed } = memberDelta(before, after);
+      assert.deepEqual(new Set(added), new Set(after.filter((m) => !before.includes(m))));
+      assert.deepEqual(new Set(removed), new Set(before.filter((m) => !after.includes(m))));
+      assert.equal(added.length + removed.length, new Set(added).size + new Set(removed).size);
+    }),
+    { numRuns: 2000 },
   );
 });
 

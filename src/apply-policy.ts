@@ -1,0 +1,29 @@
+/**
+ * Policy file -> kernel, the whole way: what `dockwall apply` runs once and `dockwall watch` runs on
+ * every event. The lock is taken and the kernel read while the policy is still being compiled
+ * (transaction.ts); the kernel is first written once the compile is complete.
+ */
+import type { Runner } from "./exec/runner.js";
+import type { Lock } from "./apply/lock.js";
+import { compiledBefore, type StateStore } from "./apply/state-store.js";
+import { applyWhenReady } from "./apply/transaction.js";
+import type { ApplyResult } from "./apply/apply.js";
+import { compilePolicy, readFacts, type Compiled } from "./pipeline.js";
+
+export interface PolicyApplied {
+  compiled: Compiled;
+  result: ApplyResult;
+}
+
+export async function applyPolicy(
+  file: string,
+  deps: { runner: Runner; store: StateStore; lock: Lock },
+  opts: { fullRead?: boolean; onCompiled?: (c: Compiled) => void } = {},
+): Promise<PolicyApplied> {
+  const { facts, netfilter } = readFacts(deps.runner);
+  const compiling = deps.store.current().then((recorded) => compilePolicy(file, deps.runner, compiledBefore(recorded), facts));
+  // Warnings are shown as soon as the compile is done, before the kernel changes (or fails to).
+  compiling.then((c) => opts.onCompiled?.(c), () => undefined);
+  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true });
+  return { compiled: await compiling, result };
+}

@@ -1,0 +1,172 @@
+/**
+ * `dockwall watch`: applies the policy, then keeps it true. Every source of change is wired to one
+ * trigger of the WatchLoop (watch-loop.ts), which folds triggers together and never overlaps applies:
+ *   Docker events (docker-events.ts)      containers and networks come and go; Docker restarts
+ *   ruleset changes (ruleset-monitor.ts)  another tool flushed or edited rules (nft monitor)
+ *   file changes (file-watch.ts)          the policy or a group file was written
+ *   SIGHUP, and a periodic check          the operator asks; anything the above cannot see
+ * An apply that finds the kernel right writes nothing. SIGTERM ends the daemon after the apply in
+ * progress, and the rules stay.
+ */
+import type { Runner } from "../exec/runner.js";
+import type { Lock } from "../apply/lock.js";
+import type { StateStore } from "../apply/state-store.js";
+import { applyPolicy } from "../apply-policy.js";
+import type { EngineEndpoint } from "../facts/engine-api.js";
+import { PolicyInvalid } from "../pipeline.js";
+import { DockerEventStream, type DockerEvent } from "./docker-events.js";
+import { FileWatch } from "./file-watch.js";
+import { RulesetMonitor } from "./ruleset-monitor.js";
+import { notifyReady } from "./systemd.js";
+import { WatchLoop, type LoopDeps, type LoopOutcome } from "./watch-loop.js";
+import type { Metrics } from "./metrics.js";
+import { Netfilter } from "../backends/netfilter.js";
+import { makePlan, planIsEmpty, readLive } from "../apply/apply.js";
+
+export interface DaemonOptions {
+  policy: string;
+  docker: EngineEndpoint;
+  checkEveryMs: number;
+  debounceMs: number;
+  /** Loaded only when asked for: prom-client is not part of every command's start-up. */
+  metrics?: Metrics;
+}
+
+export type Log = LoopDeps["log"];
+
+const PERIODIC = "periodic check";
+
+
+export class Daemon {
+  private readonly loop: WatchLoop;
+  private readonly files: FileWatch;
+  private readonly docker: DockerEventStream;
+  private monitor?: RulesetMonitor;
+  private periodic?: NodeJS.Timeout;
+  private lastWarnings = "[]";
+  private dockerUp?: boolean;
+
+  constructor(
+    private readonly deps: { runner: Runner; store: StateStore; lock: Lock },
+    private readonly opts: DaemonOptions,
+    private readonly log: Log,
+  ) {
+    this.loop = new WatchLoop(
+      { apply: (causes) => this.apply(causes), log, done: (result, causes, ms) => opts.metrics?.applied(result, causes, ms / 1000) },
+      { debounceMs: opts.debounceMs },
+    );
+    this.files = new FileWatch((file) => this.loop.trigger(`file changed: ${file}`));
+    this.docker = new DockerEventStream(opts.docker, {
+      connected: () => {
+        this.dockerUp = true;
+        opts.metrics?.dockerConnected(true);
+        log("info", "docker connected");
+        this.loop.trigger("docker connected");
+      },
+      event: (e) => this.loop.trigger(describeEvent(e)),
+      disconnected: (reason) => {
+        // Once per outage, not once per retry.
+        if (this.dockerUp !== false) log("warn", "docker not reachable, rules stay in place; retrying", { reason });
+        this.dockerUp = false;
+        opts.metrics?.dockerConnected(false);
+      },
+    });
+  }
+
+  get counts(): WatchLoop["counts"] {
+    return this.loop.counts;
+  }
+
+  /**
+   * The first apply, outside the loop: if it fails (a policy that does not validate, no iptables) the
+   * daemon does not start, as a server refuses a bad configuration, and systemd says so. Only once
+   * the policy is in the kernel is the service ready, and may Docker start (systemd.ts).
+   */
+  async start(): Promise<void> {
+    const started = Date.now();
+    try {
+      const first = await this.apply(["start"]);
+      this.log("info", first.changed ? "applied" : "unchanged", { causes: ["start"], ms: Date.now() - started, ...first.detail });
+      this.opts.metrics?.applied(first.changed ? "changed" : "unchanged", ["start"], (Date.now() - started) / 1000);
+    } catch (e) {
+      this.log("error", "the first apply failed; not starting", {
+        error: e instanceof Error ? e.message.split("\n")[0] : String(e),
+        ...(e instanceof PolicyInvalid ? { errors: e.errors } : {}),
+      });
+      this.shutdown();
+      throw e;
+    }
+    await notifyReady();
+    this.log("info", "ready");
+    this.docker.start();
+    this.periodic = setInterval(() => this.loop.trigger(PERIODIC), this.opts.checkEveryMs);
+  }
+
+  trigger(cause: string): void {
+    this.loop.trigger(cause);
+  }
+
+  /** Stops watching after the apply in progress; the rules stay. Inverse: a new Daemon's start(). */
+  async stop(): Promise<void> {
+    this.shutdown();
+    await this.loop.stop();
+  }
+
+  private shutdown(): void {
+    clearInterval(this.periodic);
+    this.docker.stop();
+    this.monitor?.stop();
+    this.files.close();
+  }
+
+  private async apply(causes: string[]): Promise<LoopOutcome> {
+    if (causes.length === 1 && causes[0] === PERIODIC && (await this.kernelHoldsRecord())) return { changed: false, detail: {}, quiet: true };
+    // Set members are checked by entry count, as every apply does: a member deleted or a set flushed
+    // shows; a member swapped for another at the same count shows in `dockwall status`.
+    const { compiled, result } = await applyPolicy(this.opts.policy, this.deps);
+    this.opts.metrics?.useNetfilter(compiled.netfilter);
+    const inputs = compiled.origin.inputs;
+    this.files.set([inputs.policy.path, ...inputs.groupFiles.map((g) => g.path)]);
+    if (this.monitor === undefined && compiled.netfilter.variant === "nft") this.startMonitor();
+    // Warnings are logged when they change, not with every apply.
+    const warnings = JSON.stringify(compiled.warnings);
+    const newWarnings = warnings !== this.lastWarnings && compiled.warnings.length > 0;
+    this.lastWarnings = warnings;
+    return {
+      changed: result.changed,
+      detail: { ...(result.changed ? { changes: result.summary } : {}), ...(newWarnings ? { warnings: compiled.warnings } : {}) },
+    };
+  }
+
+  /**
+   * The periodic check's cheap path: the kernel read and compared with the applied record (three
+   * child processes), no Docker lookup, no compile. Docker and the files have their own events; this
+   * is for drift no event showed (the legacy back end, a missed event). False sends it on to a full apply.
+   */
+  private async kernelHoldsRecord(): Promise<boolean> {
+    const recorded = await this.deps.store.current();
+    if (recorded === undefined) return false;
+    const nf = new Netfilter(this.deps.runner, recorded.variant);
+    return planIsEmpty(makePlan(recorded.state, await readLive(nf, { known: recorded.state })));
+  }
+
+  private startMonitor(): void {
+    this.monitor = new RulesetMonitor({
+      change: () => this.loop.trigger("ruleset changed"),
+      stopped: (reason, retryMs) => {
+        this.log("warn", "ruleset monitor stopped, restarting", { reason, retryMs });
+        // It stops when events overrun its socket (ENOBUFS, e.g. on `iptables -F` of a big table):
+        // what it missed may be drift, so look now.
+        this.loop.trigger("ruleset monitor restarted");
+      },
+      unavailable: (reason) =>
+        this.log("warn", "ruleset changes by other tools are seen by the periodic check only", { reason, checkEverySeconds: this.opts.checkEveryMs / 1000 }),
+    });
+    this.monitor.start();
+  }
+}
+
+function describeEvent(e: DockerEvent): string {
+  const name = e.Actor?.Attributes?.name ?? e.Actor?.ID?.slice(0, 12) ?? "?";
+  return `docker ${e.Type} ${e.Action} ${name}`;
+}
