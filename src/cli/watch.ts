@@ -26,7 +26,7 @@ export function registerWatch(program: Command): void {
     .command("watch")
     .description("the daemon: apply the policy, then keep it true as containers, networks, group files and the ruleset change")
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
-    .option("--check-every <seconds>", "also check the kernel this often (ruleset changes are seen at once with iptables-nft)", "60")
+    .option("--check-every <seconds>", "also check the kernel this often (ruleset changes are seen at once with iptables-nft)", "300")
     .option("--debounce <seconds>", "fold events this close together into one apply", "0.1")
     .option("--metrics <address:port>", "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9273)")
     .addHelpText(

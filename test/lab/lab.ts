@@ -432,8 +432,8 @@ export class Lab {
   }
 
   /** A long-running dockwall (watch) in the Docker host's namespace; ended by pid in destroy(). */
-  startDockwall(args: string[]): DockwallProcess {
-    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
+  startDockwall(args: string[], nodeFlags: string[] = []): DockwallProcess {
+    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, ...nodeFlags, CLI, ...args], {
       env: { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -12,6 +12,7 @@ import { appendFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Lab, type DockwallProcess } from "./lab.js";
 import { mismatches } from "./checks.js";
+import { DAEMON_NODE_FLAGS } from "../../src/daemon/systemd.js";
 import { ADMINS_LIST, LAB_POLICY, POLICY_TARGETS, writeLabPolicy, type Target } from "./expectations.js";
 
 /** How long the daemon may take to react before a test fails (generous: CI machines are slow). */
@@ -99,7 +100,7 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
   });
 
   it("applies the policy when it starts", async () => {
-    watch = lab.startDockwall(["watch", "-c", policy, "--check-every", "3600", "--metrics", "127.0.0.1:9273"]);
+    watch = lab.startDockwall(["watch", "-c", policy, "--check-every", "3600", "--metrics", "127.0.0.1:9273"], DAEMON_NODE_FLAGS);
     await watch.waitFor((l) => l.event === "applied", 0, 60_000);
     assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
     rules = await dockwallRules(lab);
@@ -242,7 +243,7 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
     await lab.stopDockerd();
     await lab.emptyKernel();
     const probing = probeContinuously(lab, CLOSED_TO_STRANGER);
-    watch = lab.startDockwall(["watch", "-c", policy]);
+    watch = lab.startDockwall(["watch", "-c", policy], DAEMON_NODE_FLAGS);
     await watch.waitFor((l) => l.event === "ready", 0, 60_000);
     await lab.startDockerd();
     await lab.waitForServices();
@@ -263,7 +264,7 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
     await lab.startDockerd();
     await lab.waitForServices();
     const dockwallStart = Date.now();
-    watch = lab.startDockwall(["watch", "-c", policy]);
+    watch = lab.startDockwall(["watch", "-c", policy], DAEMON_NODE_FLAGS);
     await watch.waitFor((l) => l.event === "ready", 0, 60_000);
     const ready = Date.now();
     await sleep(3000);

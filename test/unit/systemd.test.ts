@@ -11,7 +11,7 @@ test("the unit starts watch before docker.service, as a notify service wanted by
   assert.deepEqual(line("Type"), ["notify"]);
   assert.deepEqual(line("NotifyAccess"), ["all"]);
   assert.deepEqual(line("WantedBy"), ["multi-user.target docker.service"]);
-  assert.deepEqual(line("ExecStart"), ["/usr/bin/node /usr/lib/node_modules/dockwall/dist/dockwall.cjs watch -c /etc/dockwall/dockwall.yaml"]);
+  assert.deepEqual(line("ExecStart"), ["/usr/bin/node --max-semi-space-size=1 /usr/lib/node_modules/dockwall/dist/dockwall.cjs watch -c /etc/dockwall/dockwall.yaml"]);
 });
 
 test("paths with spaces or quotes are quoted the way systemd unquotes them", () => {
@@ -23,5 +23,5 @@ test("paths with spaces or quotes are quoted the way systemd unquotes them", () 
     metrics: "[::1]:9273",
   });
   const exec = unit.split("\n").find((l) => l.startsWith("ExecStart="))!;
-  assert.equal(exec, 'ExecStart="/opt/node 20/bin/node" "/srv/dock\\"wall/dockwall.cjs" --state-dir /var/lib/dockwall watch -c "/etc/dockwall/my policy.yaml" --metrics "[::1]:9273"');
+  assert.equal(exec, 'ExecStart="/opt/node 20/bin/node" --max-semi-space-size=1 "/srv/dock\\"wall/dockwall.cjs" --state-dir /var/lib/dockwall watch -c "/etc/dockwall/my policy.yaml" --metrics "[::1]:9273"');
 });
