@@ -6,8 +6,8 @@
  *
  * Run: npm run bench   (root; writes docs/BENCHMARKS.md and docs/benchmarks.json)
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, appendFileSync, mkdirSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, appendFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -81,6 +81,22 @@ function main(): void {
     const floor = add("floor: one ipset restore + one iptables-restore");
     const perRule = add("write-ups' way: one iptables call per rule (rules only)");
     const nodeStart = add("reference: node start-up alone (node -e 0)");
+    const auditFig = add(`audit: ${PUBLISHED} published ports, ${HOST_SOCKETS} host sockets, the ${MEMBERS.toLocaleString("en")}-member set`, 1.0);
+    const explainFig = add("explain: one connection through the same rules", 0.3);
+    // A stand-in Docker Engine (published ports for audit) and host sockets, both in their own processes.
+    const engineSocket = path.join(dir, "engine.sock");
+    writeFileSync(path.join(dir, "engine.cjs"), fakeEngineScript());
+    const engine = spawn(process.execPath, [path.join(dir, "engine.cjs"), engineSocket], { stdio: "ignore" });
+    const auditEnv = { ...env, DOCKER_HOST: `unix://${engineSocket}` };
+    for (const deadline = Date.now() + 10_000; !existsSync(engineSocket); spawnSync("sleep", ["0.05"])) {
+      if (Date.now() > deadline) throw new Error("the stand-in Engine API did not start");
+    }
+    const inspect = (...args: string[]) => {
+      const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, cli, ...args], { env: auditEnv, encoding: "utf8", maxBuffer: 1 << 26 });
+      // audit exits 3 when something is open to anyone, explain when the connection is refused: both are answers.
+      if (r.status !== 0 && r.status !== 3) throw new Error(`dockwall ${args.join(" ")}: exit ${r.status}: ${r.stderr}`);
+      return r.stdout;
+    };
     for (let run = 0; run < RUNS; run++) {
       writeFileSync(path.join(dir, "big.list"), members(MEMBERS).join("\n") + "\n");
       writeFileSync(policy, policyText());
@@ -90,6 +106,15 @@ function main(): void {
       oneMember.runs.push(timed(() => dockwall("apply", "-c", policy)));
       appendFileSync(policy, "  - port: 30000\n    from: [big]\n");
       oneRule.runs.push(timed(() => dockwall("apply", "-c", policy)));
+      const listeners = startOutsideAndListeners(ns);
+      try {
+        let rows = 0;
+        auditFig.runs.push(timed(() => (rows = (JSON.parse(inspect("audit", "--json")) as { rows: unknown[] }).rows.length)));
+        if (rows < PUBLISHED + HOST_SOCKETS) throw new Error(`audit listed ${rows} rows, expected at least ${PUBLISHED + HOST_SOCKETS}`);
+        explainFig.runs.push(timed(() => inspect("explain", "198.51.100.77", `tcp/${20000 + PUBLISHED - 1}`)));
+      } finally {
+        listeners.kill("SIGTERM");
+      }
       // The same rules and members, loaded directly: what the kernel tools cost at the least.
       const v4 = sh(ns, "iptables-save", []);
       const sets = sh(ns, "ipset", ["save"]);
@@ -118,11 +143,51 @@ function main(): void {
       spawnSync("ip", ["netns", "add", ns]);
       rmSync(state, { recursive: true, force: true });
     }
+    engine.kill("SIGTERM");
   } finally {
     spawnSync("ip", ["netns", "del", ns]);
     rmSync(dir, { recursive: true, force: true });
   }
   report(figures);
+}
+
+const PUBLISHED = 200;
+const HOST_SOCKETS = 50;
+
+/** An outside interface for audit to trace on, and 50 listening TCP sockets in one process (killed by its pid). */
+function startOutsideAndListeners(ns: string): ReturnType<typeof spawn> {
+  if (!sh(ns, "ip", ["link", "show"]).includes("outside0")) {
+    sh(ns, "ip", ["link", "add", "outside0", "type", "dummy"]);
+    sh(ns, "ip", ["addr", "add", "198.51.100.1/24", "dev", "outside0"]);
+    sh(ns, "ip", ["-6", "addr", "add", "2001:db8:b::1/64", "dev", "outside0", "nodad"]);
+    sh(ns, "ip", ["link", "set", "outside0", "up"]);
+  }
+  const script = `const net=require("net");let n=0;for(let i=0;i<${HOST_SOCKETS};i++)net.createServer().listen(40000+i,()=>{if(++n===${HOST_SOCKETS})console.log("ready")});`;
+  const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  // Wait (synchronously, as the rest of this file) until every socket listens.
+  const deadline = Date.now() + 10_000;
+  while (!sh(ns, "ss", ["-Hltn", "sport", "=", `:${40000 + HOST_SOCKETS - 1}`]).includes("LISTEN")) {
+    if (Date.now() > deadline) throw new Error("the host sockets did not start listening");
+    spawnSync("sleep", ["0.05"]);
+  }
+  return child;
+}
+
+/** A stand-in Docker Engine API on a unix socket: 200 running containers, each publishing one port. */
+function fakeEngineScript(): string {
+  return `const http = require("http");
+const containers = Array.from({ length: ${PUBLISHED} }, (_, i) => ({
+  Id: String(i).padStart(64, "0"), Names: ["/c" + i], State: "running",
+  Ports: [{ IP: "0.0.0.0", PrivatePort: 80, PublicPort: 20000 + i, Type: "tcp" }],
+  NetworkSettings: { Networks: { bridge: { IPAddress: "172.17." + (i >> 8) + "." + ((i & 255) + 2) } } },
+}));
+const networks = [{ Id: "a".repeat(64), Name: "bridge", Driver: "bridge", Options: { "com.docker.network.bridge.name": "docker0" }, IPAM: { Config: [{ Subnet: "172.17.0.0/16" }] } }];
+http.createServer((req, res) => {
+  const body = req.url.startsWith("/info") ? { ServerVersion: "20.10.24" } : req.url.startsWith("/containers") ? containers : networks;
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify(body));
+}).listen(process.argv[2]);
+`;
 }
 
 /** Splits an iptables-save rule line into arguments, keeping quoted strings whole. */
@@ -150,8 +215,42 @@ function report(figures: Figure[]): void {
     .replace("{{date}}", date)
     .replace("{{machine}}", machine)
     .replace("{{runs}}", String(RUNS))
-    .replace("{{table}}", table);
+    .replace("{{table}}", table)
+    .replace("{{others}}", otherFigures());
   writeFileSync(path.join(repo, "docs/BENCHMARKS.md"), doc);
+}
+
+/** The daemon's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */
+function otherFigures(): string {
+  const parts: string[] = [];
+  const read = (file: string) => {
+    try {
+      return JSON.parse(readFileSync(path.join(repo, "docs", file), "utf8")) as { date: string; rows: { name: string; unit: string; median: number; min: number; max: number; goal?: string }[]; ratio?: Record<string, number> };
+    } catch {
+      return undefined;
+    }
+  };
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const table = (rows: { name: string; unit: string; median: number; min: number; max: number; goal?: string }[]) =>
+    ["| figure | median | min | max | unit | goal |", "|---|---|---|---|---|---|", ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.goal ?? ""} |`)].join("\n");
+  const watch = read("watch-benchmarks.json");
+  parts.push("## Reaction and footprint of `dockwall watch`", "");
+  parts.push(watch ? `Measured ${watch.date}; how, and the analysis: [WATCH-BENCHMARKS.md](WATCH-BENCHMARKS.md).\n\n${table(watch.rows)}` : "Not measured in this run (`npm run bench:watch`).");
+  const dp = read("dataplane-benchmarks.json");
+  parts.push("", "## Data plane", "");
+  if (dp) {
+    const pct = (r: number | undefined) => (r === undefined ? "?" : `${(r * 100).toFixed(1)} %`);
+    const verdict = (r: number | undefined) => (r !== undefined && r >= 0.95 ? "met" : "MISSED");
+    parts.push(
+      `Measured ${dp.date}; how: [DATAPLANE-BENCHMARKS.md](DATAPLANE-BENCHMARKS.md).\n\n${table(dp.rows)}\n\n` +
+        `Goal, at least 95 % of the no-firewall figures: requests per second ${pct(dp.ratio?.rps)} (${verdict(dp.ratio?.rps)}), ` +
+        `bulk throughput ${pct(dp.ratio?.bps)} (${verdict(dp.ratio?.bps)}). The same allow-list as 100,000 \`-s\` rules: ` +
+        `${pct(dp.ratio?.rpsRules)} and ${pct(dp.ratio?.bpsRules)}.`,
+    );
+  } else {
+    parts.push("Not measured in this run (`npm run bench:dataplane`).");
+  }
+  return parts.join("\n");
 }
 
 main();

@@ -63,6 +63,7 @@ async function main(): Promise<void> {
   const idleCpu = add("idle CPU over 60 s", "% of one core", "none measurable");
   const busyCpu = add(`CPU while ${MANY} containers start`, "% of one core");
   const busyRss = add(`peak resident memory while ${MANY} containers start`, "MiB");
+  const boot = add("boot, dockerd first: from dockwall's start until its rules are in the kernel (the exposure window)", "ms", "dockwall first: 0 connections (lab test)");
 
   const lab = await Lab.create({ ipv6Mode: "ip6tables", ipForwardBeforeDocker: false, withServices: false });
   let watch: DockwallProcess | undefined;
@@ -82,6 +83,17 @@ async function main(): Promise<void> {
         ...names.flatMap((n) => [`  - container: ${n}`, "    port: 8000", "    from: [198.18.0.30]"]),
       ].join("\n") + "\n",
     );
+    // With dockerd up first, the host is open until dockwall's first apply is in: started from a
+    // kernel without dockwall's rules, each time.
+    for (let run = 0; run < RUNS; run++) {
+      if ((await lab.dockwall(["remove"])).code !== 0) throw new Error("dockwall remove failed");
+      const t = Date.now();
+      const booting = lab.startDockwall(["watch", "-c", policy], DAEMON_NODE_FLAGS);
+      await booting.waitFor((l) => l.event === "ready", 0, 60_000);
+      boot.runs.push(Date.now() - t);
+      booting.signal("SIGTERM");
+      await booting.exit;
+    }
     // As the systemd unit runs it (dockwall install).
     watch = lab.startDockwall(["watch", "-c", policy], DAEMON_NODE_FLAGS);
     await watch.waitFor((l) => l.event === "ready", 0, 60_000);

@@ -50,7 +50,16 @@ async function main(): Promise<number> {
     const expected = [false, false, true, true, true, true];
     const ok = after.every((v, i) => v === expected[i]);
     console.log(ok ? bold("\nThe database is closed to the stranger over IPv4 and IPv6; the web port and the trusted office still get in.") : "\nUNEXPECTED: see the table above.");
-    return ok ? 0 : 1;
+    if (!ok) return 1;
+
+    // Who can reach what, read back from the live kernel rules, and why the stranger is refused.
+    console.log(bold(`\n$ dockwall audit -c ${policy}`));
+    const audit = await lab.dockwall(["audit", "-c", policy]);
+    process.stdout.write(audit.stdout + audit.stderr);
+    console.log(bold(`\n$ dockwall explain ${stranger.ipv4} tcp/5432`));
+    const explain = await lab.dockwall(["explain", stranger.ipv4, "tcp/5432"]);
+    process.stdout.write(explain.stdout + explain.stderr);
+    return audit.code === 0 && explain.code === 3 ? 0 : 1;
   } finally {
     await lab.destroy();
   }

@@ -6,7 +6,7 @@
 import type { Runner } from "./exec/runner.js";
 import type { Lock } from "./apply/lock.js";
 import { compiledBefore, type StateStore } from "./apply/state-store.js";
-import { applyWhenReady } from "./apply/transaction.js";
+import { applyWhenReady, type ApplyOptions } from "./apply/transaction.js";
 import type { ApplyResult } from "./apply/apply.js";
 import { compilePolicy, readFacts, type Compiled } from "./pipeline.js";
 
@@ -18,12 +18,12 @@ export interface PolicyApplied {
 export async function applyPolicy(
   file: string,
   deps: { runner: Runner; store: StateStore; lock: Lock },
-  opts: { fullRead?: boolean; onCompiled?: (c: Compiled) => void } = {},
+  opts: { fullRead?: boolean; onCompiled?: (c: Compiled) => void; guard?: ApplyOptions["guard"] } = {},
 ): Promise<PolicyApplied> {
   const { facts, netfilter } = readFacts(deps.runner);
   const compiling = deps.store.current().then((recorded) => compilePolicy(file, deps.runner, compiledBefore(recorded), facts));
   // Warnings are shown as soon as the compile is done, before the kernel changes (or fails to).
   compiling.then((c) => opts.onCompiled?.(c), () => undefined);
-  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true });
+  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true, ...(opts.guard ? { guard: opts.guard } : {}) });
   return { compiled: await compiling, result };
 }

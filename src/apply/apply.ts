@@ -2,7 +2,7 @@
  * apply: the only code that changes the kernel. One transaction for IPv4, IPv6 and the sets:
  *
  *   read  -> prepare sets (new sets, filled scratch sets: nothing in use changes)
- *         -> test both payloads (iptables-restore --test)
+ *         -> test both payloads (iptables-restore --test) -> journal (transaction.ts)
  *         -> commit sets (swap / small delta) -> restore IPv4 and IPv6 -> read back and verify
  *         -> clean up (old members, sets no rule uses)
  *
@@ -114,10 +114,26 @@ export interface ApplyResult {
   /** What the kernel held before (dockwall's part), for `rollback`. */
   before: DesiredState;
   summary: string[];
+  /** An earlier apply that was killed part-way, found in the journal and finished by this one. */
+  interrupted?: { at: string; pid: number; source: string };
+}
+
+/** What a user is told when an apply finished one that was killed part-way. */
+export function interruptedMessage(i: NonNullable<ApplyResult["interrupted"]>): string {
+  return `an apply of ${i.source} started at ${i.at} (pid ${i.pid}) was stopped part-way; the kernel may have held part of it until now, it holds this state in full now, and rollback goes back to the state before that apply`;
+}
+
+export interface ApplyHooks {
+  /**
+   * Called once the change is prepared and tested, just before the first write to anything rules
+   * or packets use. Sets, IPv4 and IPv6 are separate kernel transactions, so a process killed from
+   * here on can leave a mix; this is where the journal that lets the next run finish it is written.
+   */
+  beforeChange?: (before: DesiredState) => Promise<void>;
 }
 
 /** Applies `desired`; `live` is the kernel's state read under the same lock (read here if not given). */
-export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState): Promise<ApplyResult> {
+export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState, hooks: ApplyHooks = {}): Promise<ApplyResult> {
   live ??= await readLive(nf);
   const before = snapshot(live);
   const plan = makePlan(desired, live);
@@ -145,6 +161,7 @@ export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveSta
     await nf.ipsetRestore(plan.sets.prepare);
     // The rules name the sets, so they are tested once the sets exist; the two families side by side.
     await allSettled(withPayload(plan, (f, payload) => nf.test(f, payload)));
+    await hooks.beforeChange?.(before);
     undo.push(() => nf.ipsetRestore(plan.sets.undoCommit));
     await nf.ipsetRestore(plan.sets.commit);
     // IPv4 and IPv6 are separate tables: loaded side by side, both undone if either fails.

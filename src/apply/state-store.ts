@@ -2,7 +2,7 @@
  * What dockwall applied, kept on disk so `rollback` can restore the exact previous rules and set
  * members, and `status` can tell drift. Written atomically (temp file + rename).
  */
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { DesiredState } from "../backends/rendered.js";
 import type { IptablesVariant } from "../facts/types.js";
@@ -25,6 +25,28 @@ export interface AppliedRecord {
 export interface StoredState {
   current?: AppliedRecord;
   previous?: AppliedRecord;
+  pending?: PendingApply;
+}
+
+/**
+ * The journal of an apply under way, written before its first change to the kernel and removed once
+ * its result is recorded. Found by a later run, it means that apply was killed part-way: the kernel
+ * may hold part of it, and `before` is the last state known to be whole (what `previous` becomes,
+ * and what `rollback` goes back to).
+ */
+export interface PendingApply {
+  at: string;
+  pid: number;
+  source: string;
+  before: AppliedRecord;
+}
+
+/**
+ * What `rollback` goes back to: the state before the last change. After an apply killed part-way
+ * that is the journal's `before`, not `previous` (which is older still).
+ */
+export function rollbackTarget(stored: StoredState): AppliedRecord | undefined {
+  return stored.pending?.before ?? stored.previous;
 }
 
 /** The state dockwall last applied to this iptables variant, if any: what a read may take as known. */
@@ -83,14 +105,15 @@ export class StateStore {
   }
 
   async read(): Promise<StoredState> {
-    const [current, previous] = await Promise.all([this.current(), this.readRecord("previous")]);
-    return { ...(current ? { current } : {}), ...(previous ? { previous } : {}) };
+    const [current, previous, pending] = await Promise.all([this.current(), this.readRecord("previous"), this.pending()]);
+    return { ...(current ? { current } : {}), ...(previous ? { previous } : {}), ...(pending ? { pending } : {}) };
   }
 
-  /** Records a new applied state; what was there before becomes `previous`. */
+  /** Records a new applied state; what was there before becomes `previous`. Ends any journal. */
   async record(current: AppliedRecord, previous: AppliedRecord): Promise<void> {
     await this.writeRecord("previous", previous);
     await this.writeRecord("current", current);
+    await rm(this.file("pending"), { force: true });
   }
 
   /** Replaces the current record's details (same rules, new origin); `previous` stays. */
@@ -98,7 +121,28 @@ export class StateStore {
     await this.writeRecord("current", current);
   }
 
-  private async readRecord(which: keyof StoredState): Promise<AppliedRecord | undefined> {
+  /** Starts the journal of an apply; one already there (an apply killed earlier) is kept: its `before` is older. */
+  async begin(pending: PendingApply): Promise<void> {
+    if (await this.pending()) return;
+    const { before, ...rest } = pending;
+    await this.writeJson("pending", { ...rest, before: toStored(before) });
+  }
+
+  async pending(): Promise<PendingApply | undefined> {
+    const data = await this.readJson<Omit<PendingApply, "before"> & { before: StoredRecord }>("pending");
+    return data && { ...data, before: fromStored(data.before) };
+  }
+
+  private async readRecord(which: "current" | "previous"): Promise<AppliedRecord | undefined> {
+    const data = await this.readJson<StoredRecord>(which);
+    return data && fromStored(data);
+  }
+
+  private writeRecord(which: "current" | "previous", record: AppliedRecord): Promise<void> {
+    return this.writeJson(which, toStored(record));
+  }
+
+  private async readJson<T>(which: keyof StoredState): Promise<T | undefined> {
     const file = this.file(which);
     let text: string;
     try {
@@ -107,19 +151,26 @@ export class StateStore {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw e;
     }
-    const data = JSON.parse(text) as { format: number; record: StoredRecord };
+    const data = JSON.parse(text) as { format: number; record: T };
     if (data.format !== FORMAT) throw new Error(`${file}: unknown state format ${data.format} (written by another dockwall version?)`);
-    const { state } = data.record;
-    return { ...data.record, state: { ...state, sets: state.sets.map((s) => lazySet(s.name, s.family, s.members, s.count)) } };
+    return data.record;
   }
 
-  private async writeRecord(which: keyof StoredState, record: AppliedRecord): Promise<void> {
+  private async writeJson(which: keyof StoredState, record: unknown): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.file(which);
     const tmp = `${file}.${process.pid}.tmp`;
-    const sets = record.state.sets.map((s) => ({ name: s.name, family: s.family, count: memberCount(s), members: s.members.join("\n") }));
-    const stored: StoredRecord = { ...record, state: { ...record.state, sets } };
-    await writeFile(tmp, JSON.stringify({ format: FORMAT, record: stored }), { mode: 0o600 });
+    await writeFile(tmp, JSON.stringify({ format: FORMAT, record }), { mode: 0o600 });
     await rename(tmp, file);
   }
+}
+
+function toStored(record: AppliedRecord): StoredRecord {
+  const sets = record.state.sets.map((s) => ({ name: s.name, family: s.family, count: memberCount(s), members: s.members.join("\n") }));
+  return { ...record, state: { ...record.state, sets } };
+}
+
+function fromStored(data: StoredRecord): AppliedRecord {
+  const { state } = data;
+  return { ...data, state: { ...state, sets: state.sets.map((s) => lazySet(s.name, s.family, s.members, s.count)) } };
 }

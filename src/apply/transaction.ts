@@ -3,7 +3,7 @@ import type { Netfilter } from "../backends/netfilter.js";
 import type { DesiredState } from "../backends/rendered.js";
 import { apply, readLive, type ApplyResult } from "./apply.js";
 import type { Lock } from "./lock.js";
-import { appliedState, type StateStore } from "./state-store.js";
+import { appliedState, type AppliedRecord, type StateStore } from "./state-store.js";
 import { sameInputs, type CompileOrigin } from "../inputs.js";
 
 export interface ApplyTarget {
@@ -16,6 +16,11 @@ export interface ApplyTarget {
 export interface ApplyOptions {
   /** Read every set member back rather than trusting the record where entry counts agree. */
   fullRead?: boolean;
+  /**
+   * Runs under the lock once the target is complete, before the kernel is written; throwing
+   * refuses the apply (the lock-out guard).
+   */
+  guard?: (desired: DesiredState, nf: Netfilter) => Promise<void>;
 }
 
 /**
@@ -36,27 +41,29 @@ export async function applyWhenReady(
   const release = await lock.acquire();
   try {
     const nf = await netfilter;
-    const recorded = await store.current();
-    const known = opts.fullRead ? undefined : appliedState(recorded, nf.variant);
+    const [recorded, pending] = await Promise.all([store.current(), store.pending()]);
+    // After an apply killed part-way the kernel may hold anything between two records: read it all.
+    const known = opts.fullRead || pending ? undefined : appliedState(recorded, nf.variant);
     const reading = readLive(nf, known ? { known } : {});
     reading.catch(() => undefined);
     const { desired, origin, netfilter: targetNf } = await target;
     if (targetNf.variant !== nf.variant) throw new Error(`internal: iptables variant changed from ${nf.variant} to ${targetNf.variant} during apply`);
-    const result = await apply(nf, desired, await reading);
+    await opts.guard?.(desired, nf);
+    const started = new Date().toISOString();
+    const previousOf = (state: DesiredState): AppliedRecord =>
+      pending?.before ?? { at: recorded?.at ?? started, source: recorded?.source ?? "before dockwall", variant: nf.variant, state };
+    const result = await apply(nf, desired, await reading, {
+      beforeChange: (before) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }),
+    });
     const at = new Date().toISOString();
     const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };
-    if (result.changed || recorded === undefined) {
-      await store.record(current, {
-        at: recorded?.at ?? at,
-        source: recorded?.source ?? "before dockwall",
-        variant: nf.variant,
-        state: result.before,
-      });
+    if (result.changed || recorded === undefined || pending) {
+      await store.record(current, previousOf(result.before));
     } else if (!sameInputs(recorded.origin?.inputs, origin?.inputs)) {
       // Same rules from changed files (a comment edited): `previous` must not become a copy of `current`.
       await store.amend({ ...current, at: recorded.at });
     }
-    return result;
+    return pending ? { ...result, interrupted: { at: pending.at, pid: pending.pid, source: pending.source } } : result;
   } finally {
     await release();
   }

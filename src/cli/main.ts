@@ -9,6 +9,9 @@ import { registerRemove } from "./remove.js";
 import { registerRollback } from "./rollback.js";
 import { registerWatch } from "./watch.js";
 import { registerInstall } from "./install.js";
+import { registerAudit } from "./audit.js";
+import { registerExplain } from "./explain.js";
+import { registerConfirm } from "./confirm.js";
 import { Exit } from "./common.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
@@ -31,7 +34,7 @@ Example:
 `,
   );
 
-for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerRemove, registerRollback, registerWatch, registerInstall]) {
+for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerAudit, registerExplain, registerRemove, registerRollback, registerConfirm, registerWatch, registerInstall]) {
   register(program);
 }
 for (const cmd of program.commands) cmd.exitOverride();
@@ -59,6 +62,12 @@ function report(e: unknown): number {
   // ApplyError, UnsupportedHost, CommandNotFoundError, a Docker or kernel failure: nothing half-done.
   return 2;
 }
+
+// `dockwall --help | head` closes the pipe early: that is the reader's choice, not an error to report.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 void main().then((code) => {
   process.exitCode = code;

@@ -1,23 +1,32 @@
 import type { Command } from "commander";
 import { applyAndRecord } from "../apply/transaction.js";
-import { Exit, makeContext, print, type GlobalOptions } from "./common.js";
+import { rollbackTarget } from "../apply/state-store.js";
+import { claimWindow } from "../apply/confirm.js";
+import { Exit, makeContext, print, type Context, type GlobalOptions } from "./common.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { ruleCounts } from "./summary.js";
+
+/** Goes back to the state before the last change; the lines to print. What `rollback` and an unconfirmed `apply --confirm` do. */
+export async function rollBack(ctx: Context, why = "rollback"): Promise<string[]> {
+  const target = rollbackTarget(await ctx.store.read());
+  if (!target) {
+    process.stderr.write(`dockwall: nothing to roll back (no earlier state in ${ctx.store.dir})\n`);
+    throw new Exit(1);
+  }
+  const nf = new Netfilter(ctx.runner, target.variant);
+  const result = await applyAndRecord(nf, target.state, ctx.store, ctx.lock, `${why} to ${target.source}`);
+  return [...result.summary, `rolled back to the state of ${target.at} (${target.source}): ${ruleCounts(target.state)}`];
+}
 
 export function registerRollback(program: Command): void {
   program
     .command("rollback")
     .description("go back to the rules and set members that were in place before the last change")
-    .addHelpText("after", "\nRunning it twice goes forward again.\n\nExample:\n  dockwall rollback\n")
+    .addHelpText("after", "\nRunning it twice goes forward again. A confirm window still open is closed.\n\nExample:\n  dockwall rollback\n")
     .action(async (_opts: object, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const stored = await ctx.store.read();
-      if (!stored.previous) {
-        process.stderr.write(`dockwall: nothing to roll back (no earlier state in ${ctx.store.dir})\n`);
-        throw new Exit(1);
-      }
-      const nf = new Netfilter(ctx.runner, stored.previous.variant);
-      const result = await applyAndRecord(nf, stored.previous.state, ctx.store, ctx.lock, `rollback to ${stored.previous.source}`);
-      print([...result.summary, `rolled back to the state of ${stored.previous.at} (${stored.previous.source}): ${ruleCounts(stored.previous.state)}`]);
+      // Rolled back by hand: the keeper of an open `apply --confirm` window must not roll back again.
+      await claimWindow(ctx.store);
+      print(await rollBack(ctx));
     });
 }

@@ -3,6 +3,7 @@ import { readLive, FAMILIES } from "../apply/apply.js";
 import { describeDiff, diffFamily, isEmptyDiff } from "../backends/iptables/diff.js";
 import { planSets } from "../backends/ipset.js";
 import { parseSave } from "../backends/iptables/save-parser.js";
+import { readWindow } from "../apply/confirm.js";
 import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
 
 interface StatusReport {
@@ -11,6 +12,10 @@ interface StatusReport {
   source?: string;
   variant: string;
   inSync: boolean;
+  /** An apply killed part-way: the kernel may hold part of it. */
+  interrupted?: { at: string; pid: number; source: string };
+  /** An `apply --confirm` window still open: rolled back at the deadline unless confirmed. */
+  awaitingConfirm?: { until: string; source: string };
   drift: string[];
   families: Record<string, { chains: Record<string, number>; jumpsFirst: boolean; dropped: { packets: number; bytes: number } }>;
   sets: { name: string; family: string; members: number }[];
@@ -25,7 +30,7 @@ export function registerStatus(program: Command): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
-      const current = await ctx.store.current();
+      const [current, pending, window] = await Promise.all([ctx.store.current(), ctx.store.pending(), readWindow(ctx.store)]);
       const live = await readLive(nf);
       const report: StatusReport = {
         applied: current !== undefined,
@@ -33,6 +38,8 @@ export function registerStatus(program: Command): void {
         source: current?.source,
         variant: nf.variant,
         inSync: false,
+        ...(pending ? { interrupted: { at: pending.at, pid: pending.pid, source: pending.source } } : {}),
+        ...(window ? { awaitingConfirm: { until: new Date(window.deadline).toISOString(), source: window.source } } : {}),
         drift: [],
         families: {},
         sets: [...live.sets.values()].map((s) => ({ name: s.name, family: s.family, members: s.members.length })),
@@ -65,7 +72,7 @@ export function registerStatus(program: Command): void {
         if (diff && !isEmptyDiff(diff)) report.drift.push(...describeDiff(diff));
       }
       if (current) report.drift.push(...planSets(current.state.sets, live.sets).summary);
-      report.inSync = report.applied && report.drift.length === 0;
+      report.inSync = report.applied && report.drift.length === 0 && !pending;
       if (opts.json) {
         print([JSON.stringify(report, null, 2)]);
       } else {
@@ -83,6 +90,12 @@ function humanStatus(r: StatusReport): string[] {
     lines.push(`${f}: ${chains}; jumps ${fam.jumpsFirst ? "in place, first" : "NOT in place"}; dropped ${fam.dropped.packets} packets`);
   }
   for (const s of r.sets) lines.push(`set ${s.name} (${s.family}): ${s.members} members`);
+  if (r.awaitingConfirm) lines.push(`AWAITING CONFIRMATION: rolled back at ${r.awaitingConfirm.until} unless \`dockwall confirm\` runs`);
+  if (r.interrupted) {
+    const i = r.interrupted;
+    lines.push(`INTERRUPTED: the apply of ${i.source} started at ${i.at} (pid ${i.pid}) was stopped part-way; the kernel may hold part of it.`);
+    lines.push("  finish it with: dockwall apply -c POLICY_FILE   or go back with: dockwall rollback");
+  }
   if (r.applied) lines.push(r.drift.length === 0 ? "in sync: the kernel holds what was applied" : "DRIFT: the kernel differs from what was applied:");
   lines.push(...r.drift.map((d) => `  ${d}`));
   if (r.applied && r.drift.length > 0) lines.push("repair with: dockwall apply --full-read -c POLICY_FILE");

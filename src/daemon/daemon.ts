@@ -21,7 +21,7 @@ import { notifyReady } from "./systemd.js";
 import { WatchLoop, type LoopDeps, type LoopOutcome } from "./watch-loop.js";
 import type { Metrics } from "./metrics.js";
 import { Netfilter } from "../backends/netfilter.js";
-import { makePlan, planIsEmpty, readLive } from "../apply/apply.js";
+import { interruptedMessage, makePlan, planIsEmpty, readLive } from "../apply/apply.js";
 
 export interface DaemonOptions {
   policy: string;
@@ -35,7 +35,6 @@ export interface DaemonOptions {
 export type Log = LoopDeps["log"];
 
 const PERIODIC = "periodic check";
-
 
 export class Daemon {
   private readonly loop: WatchLoop;
@@ -134,7 +133,11 @@ export class Daemon {
     this.lastWarnings = warnings;
     return {
       changed: result.changed,
-      detail: { ...(result.changed ? { changes: result.summary } : {}), ...(newWarnings ? { warnings: compiled.warnings } : {}) },
+      detail: {
+        ...(result.changed ? { changes: result.summary } : {}),
+        ...(newWarnings ? { warnings: compiled.warnings } : {}),
+        ...(result.interrupted ? { interrupted: interruptedMessage(result.interrupted) } : {}),
+      },
     };
   }
 
@@ -144,8 +147,8 @@ export class Daemon {
    * is for drift no event showed (the legacy back end, a missed event). False sends it on to a full apply.
    */
   private async kernelHoldsRecord(): Promise<boolean> {
-    const recorded = await this.deps.store.current();
-    if (recorded === undefined) return false;
+    const [recorded, pending] = await Promise.all([this.deps.store.current(), this.deps.store.pending()]);
+    if (recorded === undefined || pending) return false;
     const nf = new Netfilter(this.deps.runner, recorded.variant);
     return planIsEmpty(makePlan(recorded.state, await readLive(nf, { known: recorded.state })));
   }

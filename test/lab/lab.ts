@@ -141,8 +141,9 @@ export class Lab {
     for (const c of Object.values(this.clients)) {
       await attach(c.ns, `p-${c.name}`, c.ipv4, c.ipv6);
       // Routes to the container subnets via the Docker host: the "direct routing" a neighbour can do.
+      // (2001:db8:1::/64 and 2001:db8:2::/64 are Docker's; the segment's own /64 stays on-link.)
       await this.ok("ip", ["-n", c.ns, "route", "add", "172.16.0.0/12", "via", HOST_ADDR.ipv4]);
-      await this.ok("ip", ["-n", c.ns, "-6", "route", "add", "2001:db8::/48", "via", HOST_ADDR.ipv6]);
+      await this.ok("ip", ["-n", c.ns, "-6", "route", "add", "2001:db8::/32", "via", HOST_ADDR.ipv6]);
     }
     const forward = this.options.ipForwardBeforeDocker ? "1" : "0";
     await this.ok("ip", ["netns", "exec", this.hostNs, "sysctl", "-qw", `net.ipv4.ip_forward=${forward}`]);
@@ -159,6 +160,9 @@ export class Lab {
       "--exec-root", path.join(this.workDir, "docker-exec"),
       "--pidfile", path.join(this.workDir, "docker.pid"),
       "--host", `unix://${this.socket}`,
+      // The lab's containers run `sh` as pid 1, which ignores SIGTERM: without this every dockerd
+      // stop waits 15 s for them before killing them.
+      "--shutdown-timeout", "2",
     ];
     if (this.options.ipv6Mode === "ip6tables") {
       args.push("--experimental", "--ip6tables", "--ipv6", "--fixed-cidr-v6", "2001:db8:1::/64");
@@ -411,10 +415,20 @@ export class Lab {
     return r.stdout;
   }
 
+  /**
+   * The dockwall command line on a terminal (a pty from util-linux `script`), `input` typed into it:
+   * what an operator at an SSH prompt sees.
+   */
+  async dockwallOnTerminal(args: string[], input: string): Promise<CommandResult> {
+    const q = (w: string) => `'${w.replace(/'/g, "'\\''")}'`;
+    const line = ["ip", "netns", "exec", this.hostNs, "env", `DOCKER_HOST=unix://${this.socket}`, `DOCKWALL_STATE_DIR=${this.stateDir}`, process.execPath, CLI, ...args].map(q).join(" ");
+    return runner.run("script", ["-qec", line, "/dev/null"], { input });
+  }
+
   /** The dockwall command line, run inside the Docker host's namespace against the lab's dockerd. */
-  async dockwall(args: string[], input?: string): Promise<CommandResult> {
+  async dockwall(args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
     return runner.run("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
-      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir },
+      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
       ...(input === undefined ? {} : { input }),
     });
   }
@@ -432,9 +446,9 @@ export class Lab {
   }
 
   /** A long-running dockwall (watch) in the Docker host's namespace; ended by pid in destroy(). */
-  startDockwall(args: string[], nodeFlags: string[] = []): DockwallProcess {
+  startDockwall(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}): DockwallProcess {
     const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, ...nodeFlags, CLI, ...args], {
-      env: { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir },
+      env: { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.on("error", () => undefined);

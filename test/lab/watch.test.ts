@@ -8,7 +8,8 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { Lab, type DockwallProcess } from "./lab.js";
 import { mismatches } from "./checks.js";
@@ -218,6 +219,20 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
     assert.deepEqual(await eventually(lab, POLICY_TARGETS.filter((t) => t.port !== 8001)), []);
   });
 
+  it("dockerd restarted 20 times while the stranger probes: not one connection gets in", async () => {
+    const probing = probeContinuously(lab, CLOSED_TO_STRANGER);
+    for (let i = 0; i < 20; i++) {
+      await lab.stopDockerd();
+      await lab.startDockerd();
+      await sleep(500);
+    }
+    await lab.waitForServices();
+    await sleep(2000);
+    assert.deepEqual(await probing.stop(), [], "the stranger got in during the restarts");
+    // The services were really there to be reached: the trusted client gets in.
+    assert.equal(await lab.probe(lab.clients.trusted, "ipv4", "tcp", 5432), true);
+  });
+
   it("SIGTERM stops the daemon and leaves the rules in place", async () => {
     watch.signal("SIGTERM");
     assert.equal(await watch.exit, 0);
@@ -238,6 +253,103 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
     assert.equal(strangerDb, last === open, `the kernel holds ${last}'s rules`);
     await lab.dockwall(["apply", "-c", policy]);
   });
+
+  /**
+   * Starts `dockwall apply -c FILE` and SIGKILLs it while its IPv6 restore runs: an
+   * `ip6tables-*-restore` first on PATH (a shim) holds the real one back until then. The IPv4 restore
+   * and the sets' commit have gone in: the kernel holds a mix, which is what the journal is for.
+   */
+  async function killMidApply(file: string): Promise<void> {
+    const shims = path.join(lab.workDir, "bin-slow-ip6tables-restore");
+    const reached = path.join(lab.workDir, "ip6tables-restore-reached");
+    await rm(reached, { force: true });
+    await mkdir(shims, { recursive: true });
+    for (const variant of ["nft", "legacy"]) {
+      const name = `ip6tables-${variant}-restore`;
+      const real = ["/usr/sbin", "/sbin", "/usr/bin"].map((d) => path.join(d, name)).find((p) => existsSync(p));
+      if (real === undefined) continue;
+      const shim = `#!/bin/sh\ncase " $* " in *" --test "*) exec ${real} "$@";; esac\necho $$ > ${reached}\nsleep 60\nexec ${real} "$@"\n`;
+      await writeFile(path.join(shims, name), shim, { mode: 0o755 });
+    }
+    const applying = lab.startDockwall(["apply", "-c", file], [], { PATH: `${shims}:${process.env.PATH ?? ""}` });
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(reached)) {
+      assert.ok(Date.now() < deadline, `the IPv6 restore was never reached: ${applying.stderr.join("")}`);
+      await sleep(50);
+    }
+    // Give the IPv4 restore, started beside it, time to finish.
+    await sleep(1000);
+    applying.signal("SIGKILL");
+    assert.equal(await applying.exit, null);
+    process.kill(Number((await readFile(reached, "utf8")).trim()), "SIGKILL");
+  }
+
+  it("dockwall killed with SIGKILL in the middle of an apply: the next run finishes it or rollback goes back, never a mix left", async () => {
+    const open = path.join(lab.workDir, "open.yaml");
+    assert.equal((await lab.dockwall(["apply", "-c", policy])).code, 0);
+    const rulesOfPolicy = await dockwallRules(lab);
+    assert.equal((await lab.dockwall(["apply", "-c", open])).code, 0);
+    const rulesOfOpen = await dockwallRules(lab);
+    assert.equal((await lab.dockwall(["apply", "-c", policy])).code, 0);
+
+    // Killed going from the policy to open.yaml: IPv4 holds open.yaml's rules, IPv6 the policy's.
+    await killMidApply(open);
+    const only = (family: string, rules: string) => rules.split("\n").filter((l) => l.startsWith(`${family} `)).join("\n");
+    const mixed = await dockwallRules(lab);
+    assert.equal(only("ipv4", mixed), only("ipv4", rulesOfOpen));
+    assert.equal(only("ipv6", mixed), only("ipv6", rulesOfPolicy));
+    const status = await lab.dockwall(["status", "--json"]);
+    assert.equal(status.code, 3);
+    assert.equal(JSON.parse(status.stdout).interrupted?.source, open, status.stdout);
+
+    // rollback goes back to the state before the killed apply: the policy's, exactly.
+    const back = await lab.dockwall(["rollback"]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(await dockwallRules(lab), rulesOfPolicy);
+    assert.deepEqual(await mismatches(lab, POLICY_TARGETS.filter((t) => t.port !== 8001)), []);
+    assert.equal(JSON.parse((await lab.dockwall(["status", "--json"])).stdout).inSync, true);
+
+    // Killed again; this time the next apply finishes the job and says what it found.
+    await killMidApply(open);
+    const next = await lab.dockwall(["apply", "-c", open]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, /was stopped part-way/);
+    assert.equal(await dockwallRules(lab), rulesOfOpen);
+    for (const family of ["ipv4", "ipv6"] as const) {
+      assert.equal(await lab.probe(lab.clients.stranger, family, "tcp", 5432), true, `open.yaml lets the stranger in over ${family}`);
+    }
+    // And rollback from there is to the policy, not to the half-applied state.
+    assert.equal((await lab.dockwall(["rollback"])).code, 0);
+    assert.equal(await dockwallRules(lab), rulesOfPolicy);
+    assert.deepEqual(await mismatches(lab, POLICY_TARGETS.filter((t) => t.port !== 8001)), []);
+  });
+
+  for (const missing of [
+    { tool: "ipset", hidden: (name: string) => name === "ipset", said: /^dockwall: ipset: command not found \(is it installed and on PATH\?\)$/m },
+    {
+      tool: "iptables",
+      hidden: (name: string) => /^(ip6?tables|xtables)/.test(name),
+      said: /^dockwall: ip6?tables-\w+-\w+: command not found \(is it installed and on PATH\?\)$/m,
+    },
+  ]) {
+    it(`without ${missing.tool} installed, apply says so, exits 2 and changes nothing`, async () => {
+      // A PATH with everything this machine has except the tool.
+      const bin = path.join(lab.workDir, `bin-without-${missing.tool}`);
+      await mkdir(bin);
+      for (const dir of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+        for (const name of await readdir(dir).catch(() => [] as string[])) {
+          if (!missing.hidden(name) && !existsSync(path.join(bin, name))) await symlink(path.join(dir, name), path.join(bin, name));
+        }
+      }
+      const before = await dockwallRules(lab);
+      const open = path.join(lab.workDir, "open.yaml");
+      const r = await lab.dockwall(["apply", "-c", open], undefined, { PATH: bin });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, missing.said);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+      assert.equal(await dockwallRules(lab), before);
+    });
+  }
 
   it("a simulated boot with dockwall first: not one connection from the stranger gets in", async () => {
     await lab.stopDockerd();

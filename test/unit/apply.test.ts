@@ -13,7 +13,7 @@ import { apply, ApplyError } from "../../src/apply/apply.js";
 import { parseIpsetHeaders } from "../../src/backends/ipset.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { MemoryLock } from "../../src/apply/lock.js";
-import { StateStore } from "../../src/apply/state-store.js";
+import { rollbackTarget, StateStore } from "../../src/apply/state-store.js";
 import { emptyState, render, type DesiredState } from "../../src/backends/rendered.js";
 import { compile } from "../../src/compile/index.js";
 import type { Facts } from "../../src/facts/types.js";
@@ -183,6 +183,66 @@ test("two applies at once are serialised by the lock", async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("an apply killed between IPv4 and IPv6 is found by the next run: finished in full, and rollback goes to the state before it", async () => {
+  await withStore(async (store, lock) => {
+    const fake = dockerHost();
+    const nf = new Netfilter(fake, "nft");
+    const a = desiredFor(policy());
+    await applyAndRecord(nf, a, store, lock, "a.yaml");
+    const stateA = fake.snapshot();
+    // B changes a rule and a set's members: sets, IPv4 and IPv6 are three kernel transactions.
+    const b = desiredFor(
+      policy({
+        groups: [{ name: "office", ipv4: ["203.0.113.0/24"], ipv6: ["2001:db8:1::/48"] }],
+        host: [{ ports: [{ from: 2222, to: 2222 }], protos: ["tcp"], from: [{ kind: "any" }], loc }],
+      }),
+    );
+    const killed = fake.hangNext((cmd, args) => cmd.startsWith("ip6tables") && cmd.endsWith("restore") && !args.includes("--test"));
+    void applyAndRecord(nf, b, store, lock, "b.yaml");
+    await killed;
+    await new Promise((r) => setImmediate(r));
+    // What the kernel holds now is a mix: B's IPv4 rules, A's IPv6 rules. The journal says so.
+    assert.ok(fake.rules("ipv4", "filter", "DOCKWALL-INPUT-OUTSIDE").some((r) => r.includes("--dport 2222")));
+    assert.ok(!fake.rules("ipv6", "filter", "DOCKWALL-INPUT-OUTSIDE").some((r) => r.includes("--dport 2222")));
+    const pending = await store.pending();
+    assert.equal(pending?.source, "b.yaml");
+    assert.equal((await store.current())?.source, "a.yaml");
+
+    // The next run (a new process: the lock died with the old one) finishes B and records A as previous.
+    const nextProcess = new MemoryLock();
+    const next = await applyAndRecord(nf, b, store, nextProcess, "b.yaml");
+    assert.equal(next.interrupted?.source, "b.yaml");
+    assert.equal(await store.pending(), undefined);
+    const clean = dockerHost();
+    await apply(new Netfilter(clean, "nft"), b);
+    assert.deepEqual(fake.snapshot(), clean.snapshot());
+    const stored = await store.read();
+    assert.equal(stored.previous?.source, "a.yaml");
+    await applyAndRecord(nf, stored.previous!.state, store, nextProcess, "rollback");
+    assert.deepEqual(fake.snapshot(), stateA);
+  });
+});
+
+test("rollback after an apply killed part-way goes back to the state before that apply", async () => {
+  await withStore(async (store, lock) => {
+    const fake = dockerHost();
+    const nf = new Netfilter(fake, "nft");
+    await applyAndRecord(nf, desiredFor(policy()), store, lock, "a.yaml");
+    const stateA = fake.snapshot();
+    const b = desiredFor(policy({ host: [{ ports: [{ from: 2222, to: 2222 }], protos: ["tcp"], from: [{ kind: "any" }], loc }] }));
+    const killed = fake.hangNext((cmd, args) => cmd.startsWith("ip6tables") && cmd.endsWith("restore") && !args.includes("--test"));
+    void applyAndRecord(nf, b, store, lock, "b.yaml");
+    await killed;
+    await new Promise((r) => setImmediate(r));
+    const stored = await store.read();
+    assert.equal(stored.pending?.before.source, "a.yaml");
+    assert.equal(rollbackTarget(stored)?.source, "a.yaml");
+    await applyAndRecord(nf, rollbackTarget(stored)!.state, store, new MemoryLock(), "rollback");
+    assert.deepEqual(fake.snapshot(), stateA);
+    assert.equal(await store.pending(), undefined);
+  });
 });
 
 /** Runs `body` with a throwaway state directory. */

@@ -1,0 +1,161 @@
+/**
+ * What the rules cost the packets: requests per second (wrk, against busybox httpd in a container)
+ * and bulk throughput (iperf3, its server run in the container's network namespace) from the trusted
+ * client through a published port, in the lab (test/lab) against a real dockerd. Three setups,
+ * measured in turn in every run so drift on the machine hits them alike:
+ *   - no firewall: Docker's rules only;
+ *   - dockwall: a 100,000-member group (the client among them) and 200 container rules besides the
+ *     two measured ports;
+ *   - the same allow-list as 100,000 `-s ADDR -j RETURN` rules in DOCKER-USER followed by a DROP, as
+ *     the write-ups build it, with the client's address half-way down the list.
+ *
+ * Run: npm run bench:dataplane   (root; writes docs/DATAPLANE-BENCHMARKS.md and docs/dataplane-benchmarks.json)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile, writeFile, mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Lab } from "../test/lab/lab.js";
+import { ProcessRunner } from "../src/exec/runner.js";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const MEMBERS = 100_000;
+const repo = process.cwd();
+const runner = new ProcessRunner();
+
+/** 100,000 distinct addresses in 198.18.0.0/15, the trusted client (198.18.0.10) among them. */
+function members(): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < MEMBERS; i++) out.push(`198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
+  return out;
+}
+
+function policyText(): string {
+  const lines = ["groups:", "  big: { file: big.list }", "host:", "  - port: 22", "containers:", "  - port: [8080, 5201]", "    from: [big]"];
+  for (let i = 0; i < 200; i++) lines.push(`  - port: ${20000 + i}`, "    from: [big]");
+  return lines.join("\n") + "\n";
+}
+
+/** The allow-list as rules: the client's address moved to the middle of the list. */
+function perAddressRules(): string {
+  const list = members().filter((m) => m !== "198.18.0.10");
+  list.splice(list.length / 2, 0, "198.18.0.10");
+  return [
+    "*filter",
+    ":BENCH-ALLOW - [0:0]",
+    ...list.map((m) => `-A BENCH-ALLOW -s ${m}/32 -j RETURN`),
+    "-A BENCH-ALLOW -j DROP",
+    "-I DOCKER-USER 1 -j BENCH-ALLOW",
+    "COMMIT",
+    "",
+  ].join("\n");
+}
+
+interface Figure {
+  name: string;
+  unit: string;
+  runs: number[];
+}
+
+function stats(runs: number[]): { median: number; min: number; max: number } {
+  const s = [...runs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
+}
+
+async function must(cmd: string, args: string[], input?: string): Promise<string> {
+  const r = await runner.run(cmd, args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function main(): Promise<void> {
+  const lab = await Lab.create({ ipv6Mode: "ip6tables", ipForwardBeforeDocker: false, withServices: false });
+  const ns = lab.clients.trusted.ns;
+  let iperf: ChildProcess | undefined;
+  const setups = ["no firewall", "dockwall", "100,000 -s rules"] as const;
+  const rps = new Map(setups.map((s) => [s, [] as number[]]));
+  const bps = new Map(setups.map((s) => [s, [] as number[]]));
+  try {
+    await lab.startContainer({ name: "www", args: ["-p", "8080:80", "-p", "5201:5201"], command: ["sh", "-c", "echo hello > /www/index.html && exec httpd -f -p 80 -h /www"] });
+    const pid = (await lab.docker(["inspect", "-f", "{{.State.Pid}}", "www"])).stdout.trim();
+    iperf = spawn("nsenter", ["-t", pid, "-n", "iperf3", "-s", "-p", "5201"], { stdio: "ignore" });
+    const policy = path.join(lab.workDir, "bench.yaml");
+    await writeFile(path.join(lab.workDir, "big.list"), members().join("\n") + "\n");
+    await writeFile(policy, policyText());
+    const rules = perAddressRules();
+    const dockerRules = await lab.hostIptablesSave("ipv4");
+    await new Promise((r) => setTimeout(r, 1000));
+
+    const setUp = async (setup: (typeof setups)[number]) => {
+      await must("ip", ["netns", "exec", lab.hostNs, "iptables-restore"], dockerRules);
+      if ((await lab.dockwall(["remove"])).code !== 0) throw new Error("dockwall remove failed");
+      if (setup === "dockwall") {
+        const r = await lab.dockwall(["apply", "-c", policy]);
+        if (r.code !== 0) throw new Error(`dockwall apply: ${r.stderr}`);
+      }
+      if (setup === "100,000 -s rules") await must("ip", ["netns", "exec", lab.hostNs, "iptables-restore", "--noflush"], rules);
+    };
+    for (let run = 0; run < RUNS; run++) {
+      for (const setup of setups) {
+        await setUp(setup);
+        const wrk = await must("ip", ["netns", "exec", ns, "wrk", "-t2", "-c16", `-d${SECONDS}s`, "http://198.18.0.1:8080/index.html"]);
+        const m = /Requests\/sec:\s+([\d.]+)/.exec(wrk);
+        if (!m || /Socket errors|Non-2xx/.test(wrk)) throw new Error(`${setup}: wrk did not measure cleanly:\n${wrk}`);
+        rps.get(setup)!.push(Number(m[1]));
+        const ip = JSON.parse(await must("ip", ["netns", "exec", ns, "iperf3", "-c", "198.18.0.1", "-p", "5201", "-t", String(SECONDS), "-J"])) as {
+          end: { sum_received: { bits_per_second: number } };
+        };
+        bps.get(setup)!.push(ip.end.sum_received.bits_per_second / 1e9);
+      }
+    }
+    await setUp("no firewall");
+  } finally {
+    if (iperf?.pid !== undefined) iperf.kill("SIGTERM");
+    await lab.destroy();
+  }
+  const figures: Figure[] = [
+    ...setups.map((s) => ({ name: `requests per second, ${s}`, unit: "req/s", runs: rps.get(s)! })),
+    ...setups.map((s) => ({ name: `bulk throughput, ${s}`, unit: "Gbit/s", runs: bps.get(s)! })),
+  ];
+  await report(figures, {
+    rps: stats(rps.get("dockwall")!).median / stats(rps.get("no firewall")!).median,
+    bps: stats(bps.get("dockwall")!).median / stats(bps.get("no firewall")!).median,
+    rpsRules: stats(rps.get("100,000 -s rules")!).median / stats(rps.get("no firewall")!).median,
+    bpsRules: stats(bps.get("100,000 -s rules")!).median / stats(bps.get("no firewall")!).median,
+  });
+}
+
+async function report(figures: Figure[], ratio: { rps: number; bps: number; rpsRules: number; bpsRules: number }): Promise<void> {
+  const rows = figures.map((f) => ({ ...f, ...stats(f.runs) }));
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const pct = (r: number) => `${(r * 100).toFixed(1)} %`;
+  const goal = (r: number) => (r >= 0.95 ? `met (${pct(r)} of no firewall, goal 95 %)` : `MISSED (${pct(r)} of no firewall, goal 95 %)`);
+  const table = [
+    "| figure | median | min | max | unit | runs |",
+    "|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.runs.length} |`),
+  ].join("\n");
+  const verdicts = [
+    `- dockwall, requests per second: ${goal(ratio.rps)}`,
+    `- dockwall, bulk throughput: ${goal(ratio.bps)}`,
+    `- 100,000 -s rules, for comparison: ${pct(ratio.rpsRules)} of the requests per second, ${pct(ratio.bpsRules)} of the throughput`,
+  ].join("\n");
+  console.log(`${table}\n\n${verdicts}`);
+  const date = new Date().toISOString().slice(0, 10);
+  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? "?"}, Linux ${os.release()}`;
+  await mkdir(path.join(repo, "docs"), { recursive: true });
+  await writeFile(path.join(repo, "docs/dataplane-benchmarks.json"), JSON.stringify({ date, machine, seconds: SECONDS, rows, ratio }, null, 2) + "\n");
+  const doc = (await readFile(path.join(repo, "bench/DATAPLANE-BENCHMARKS.template.md"), "utf8"))
+    .replace("{{date}}", date)
+    .replace("{{machine}}", machine)
+    .replace("{{seconds}}", String(SECONDS))
+    .replace("{{table}}", table)
+    .replace("{{verdicts}}", verdicts);
+  await writeFile(path.join(repo, "docs/DATAPLANE-BENCHMARKS.md"), doc);
+}
+
+void main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,76 @@
+/**
+ * Addresses and CIDRs as the tracer matches them: a rule's `-s 198.18.0.0/15`, an ipset's 100,000
+ * members. Lookup is one hash probe per prefix length present, not a scan of the members.
+ */
+import ipaddr from "ipaddr.js";
+
+/** The address as bytes (4 or 16), or undefined if it is not one. */
+export function addressBytes(text: string): number[] | undefined {
+  if (!ipaddr.isValid(text)) return undefined;
+  const a = ipaddr.parse(text);
+  if (a.kind() === "ipv6" && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address().toByteArray();
+  return a.toByteArray();
+}
+
+function key(bytes: number[], prefix: number): string {
+  const out: number[] = [];
+  for (let i = 0; i * 8 < prefix; i++) {
+    const bits = Math.min(8, prefix - i * 8);
+    out.push(bytes[i]! & ((0xff << (8 - bits)) & 0xff));
+  }
+  return out.join(".");
+}
+
+/** Parses `ADDR` or `ADDR/LEN`; undefined if it is neither. */
+export function parseCidr(text: string): { bytes: number[]; prefix: number } | undefined {
+  const slash = text.indexOf("/");
+  const bytes = addressBytes(slash < 0 ? text : text.slice(0, slash));
+  if (bytes === undefined) return undefined;
+  const bitsMax = bytes.length * 8;
+  const prefix = slash < 0 ? bitsMax : Number(text.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bitsMax) return undefined;
+  return { bytes, prefix };
+}
+
+export class AddressSet {
+  private readonly byPrefix = new Map<number, Set<string>>();
+  private readonly family: 4 | 16;
+
+  /** Throws on a member that is not an address or CIDR of the family. */
+  constructor(members: Iterable<string>, family: "ipv4" | "ipv6") {
+    this.family = family === "ipv4" ? 4 : 16;
+    for (const m of members) {
+      const c = parseCidr(m);
+      if (c === undefined || c.bytes.length !== this.family) throw new Error(`not an ${family} address or CIDR: ${m}`);
+      let keys = this.byPrefix.get(c.prefix);
+      if (keys === undefined) this.byPrefix.set(c.prefix, (keys = new Set()));
+      keys.add(key(c.bytes, c.prefix));
+    }
+  }
+
+  has(address: string): boolean {
+    const bytes = addressBytes(address);
+    if (bytes === undefined || bytes.length !== this.family) return false;
+    for (const [prefix, keys] of this.byPrefix) if (keys.has(key(bytes, prefix))) return true;
+    return false;
+  }
+
+  /** One address inside the set (the first of some member), for audit's representative sources. */
+  static firstAddress(cidr: string): string | undefined {
+    const c = parseCidr(cidr);
+    if (c === undefined) return undefined;
+    const bytes = key(c.bytes, c.prefix).split(".").filter(Boolean).map(Number);
+    while (bytes.length < c.bytes.length) bytes.push(0);
+    // A network's own address is a poor stand-in for a host on it; take the next one where there is room.
+    if (c.prefix < c.bytes.length * 8 - 1) bytes[bytes.length - 1]! += 1;
+    return ipaddr.fromByteArray(bytes).toString();
+  }
+}
+
+/** True if `address` is inside `cidr` (same family). */
+export function cidrContains(cidr: string, address: string): boolean {
+  const c = parseCidr(cidr);
+  const a = addressBytes(address);
+  if (c === undefined || a === undefined || a.length !== c.bytes.length) return false;
+  return key(a, c.prefix) === key(c.bytes, c.prefix);
+}

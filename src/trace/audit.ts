@@ -1,0 +1,137 @@
+/**
+ * Who can open a new connection to each published port and listening socket, from outside, per
+ * family: the tracer run for one stand-in source of every kind the rules tell apart (each set, each
+ * `-s` address, and a stranger that matches none), on every outside interface. Pure.
+ */
+import type { Family } from "../policy/types.js";
+import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
+import { words } from "./rule.js";
+import type { RuleWalker, TraceResult } from "./trace.js";
+import type { TraceHost, TraceProto } from "./packet.js";
+
+export interface AuditTarget {
+  kind: "container" | "host";
+  proto: "tcp" | "udp";
+  port: number;
+  family: Family;
+  /** The address it is bound to (0.0.0.0 / :: for every address). */
+  bind: string;
+  /** "container web 80/tcp", "host socket" */
+  what: string;
+}
+
+export type Reach = { who: "anyone" } | { who: "nobody" } | { who: "some"; sources: string[] } | { who: "unknown"; reason: string } | { who: "local only" };
+
+export interface AuditRow {
+  target: AuditTarget;
+  reach: Reach;
+}
+
+/** A stand-in source address for one kind of source, and how to name it. */
+interface Source {
+  label: string;
+  address: string;
+}
+
+const STRANGERS: Record<Family, string[]> = {
+  ipv4: ["203.0.113.254", "198.51.100.254", "192.0.2.254", "100.127.255.254", "11.22.33.44", "151.101.1.1"],
+  ipv6: ["2001:db8:ffff:ffff::fe", "2001:db8:fffe::fe", "3fff:ffff::fe", "2a00:ffff::1"],
+};
+
+/**
+ * The sets and addresses the rules of one family tell sources apart by, and a stranger to all.
+ * Addresses inside `inside` (Docker's subnets: the MASQUERADE rules' `-s`) cannot come from outside.
+ */
+export function sourceKinds(walker: RuleWalker, family: Family, inside: string[] = []): Source[] {
+  const cidrs: string[] = [];
+  const sets = new Set<string>();
+  for (const table of walker.tables.values()) {
+    for (const chain of table.chains.values()) {
+      for (const spec of chain.rules) {
+        const w = words(spec);
+        for (let i = 0; i < w.length; i++) {
+          if (w[i] === "-s" && w[i - 1] !== "!" && w[i + 1] !== undefined) cidrs.push(w[i + 1]!);
+          if (w[i] === "--match-set" && w[i + 2] === "src") sets.add(w[i + 1]!);
+        }
+      }
+    }
+  }
+  const sources: Source[] = [];
+  const seen = new Set<string>();
+  const add = (label: string, address: string | undefined) => {
+    if (address === undefined || seen.has(label)) return;
+    seen.add(label);
+    sources.push({ label, address });
+  };
+  const known: string[] = [];
+  for (const name of [...sets].sort()) {
+    const s = walker.liveSets.get(name);
+    if (s === undefined || s.family !== family) continue;
+    known.push(...s.members);
+    const group = /^dw[46]-(.+)$/.exec(name);
+    add(group ? `group ${group[1]}` : `set ${name}`, s.members.length > 0 ? AddressSet.firstAddress(s.members[0]!) : undefined);
+  }
+  for (const c of cidrs) {
+    if (!c.includes(family === "ipv4" ? "." : ":") || /^(0\.0\.0\.0|::)\/0$/.test(c)) continue;
+    const first = AddressSet.firstAddress(c);
+    if (first === undefined || inside.some((i) => cidrContains(i, first))) continue;
+    known.push(c);
+    add(c.replace(/\/(32|128)$/, ""), AddressSet.firstAddress(c));
+  }
+  const all = new AddressSet(known.filter((k) => parseCidr(k)?.bytes.length === (family === "ipv4" ? 4 : 16)), family);
+  const stranger = STRANGERS[family].find((a) => !all.has(a));
+  if (stranger !== undefined) sources.unshift({ label: "anyone", address: stranger });
+  return sources;
+}
+
+/** Outside interfaces: given, or every interface but loopback and Docker's bridges and veths. */
+export function outsideInterfaces(host: TraceHost, bridges: string[], given?: string[]): TraceHost["interfaces"] {
+  if (given) return host.interfaces.filter((i) => given.includes(i.name));
+  return host.interfaces.filter((i) => i.name !== "lo" && !bridges.includes(i.name) && !/^(docker\d|br-|veth)/.test(i.name));
+}
+
+export function audit(
+  targets: AuditTarget[],
+  walkers: Record<Family, RuleWalker>,
+  host: TraceHost,
+  outside: TraceHost["interfaces"],
+): AuditRow[] {
+  const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
+  const kinds = { ipv4: sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: sourceKinds(walkers.ipv6, "ipv6", inside) };
+  return targets.map((target) => ({ target, reach: reachOf(target, walkers[target.family], kinds[target.family], outside) }));
+}
+
+function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Reach {
+  if (cidrContains("127.0.0.0/8", t.bind) || t.bind === "::1") return { who: "local only" };
+  const inFamily = (a: string) => (t.family === "ipv4" ? !a.includes(":") : a.includes(":"));
+  const allowed = new Set<string>();
+  for (const iface of outside) {
+    const addresses = iface.addresses.map((a) => a.split("/")[0]!).filter(inFamily).filter((a) => !a.startsWith("fe80:"));
+    const dsts = isWildcard(t.bind) ? addresses.slice(0, 1) : addresses.filter((a) => a === t.bind);
+    for (const dst of dsts) {
+      for (const s of sources) {
+        const r: TraceResult = walker.trace({ family: t.family, proto: t.proto as TraceProto, src: s.address, dst, dport: t.port, inIface: iface.name });
+        if (r.verdict === "unknown") return { who: "unknown", reason: r.reason ?? "not understood" };
+        if (r.verdict === "accept") allowed.add(s.label);
+      }
+    }
+  }
+  if (allowed.has("anyone")) return { who: "anyone" };
+  if (allowed.size === 0) return { who: "nobody" };
+  return { who: "some", sources: [...allowed] };
+}
+
+function isWildcard(bind: string): boolean {
+  return bind === "0.0.0.0" || bind === "::" || bind === "";
+}
+
+export function describeReach(r: Reach): string {
+  switch (r.who) {
+    case "some":
+      return r.sources.join(", ");
+    case "unknown":
+      return "unknown";
+    default:
+      return r.who;
+  }
+}

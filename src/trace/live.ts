@@ -1,0 +1,37 @@
+/**
+ * The live kernel as the tracer needs it: every table of both families and every set (not only
+ * dockwall's: audit judges any host's rules), and the host's interfaces. Read-only.
+ */
+import type { Family } from "../policy/types.js";
+import type { Netfilter } from "../backends/netfilter.js";
+import { parseSave, type SavedState } from "../backends/iptables/save-parser.js";
+import { parseIpsetSave, type LiveSet } from "../backends/ipset.js";
+import { readInterfaces } from "../facts/host.js";
+import { RuleWalker } from "./trace.js";
+import type { TraceHost } from "./packet.js";
+
+export interface LiveTables {
+  host: TraceHost;
+  tables: Record<Family, SavedState>;
+  sets: Map<string, LiveSet>;
+}
+
+export interface LiveRules {
+  host: TraceHost;
+  walkers: Record<Family, RuleWalker>;
+}
+
+export async function readLiveTables(nf: Netfilter, host: TraceHost = { interfaces: readInterfaces() }): Promise<LiveTables> {
+  // Without ipset installed there are no sets: a rule naming one traces as unknown.
+  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), nf.ipsetSave().catch(() => "")]);
+  return { host, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets: parseIpsetSave(sets, () => true) };
+}
+
+export function walkersOf(live: LiveTables): LiveRules {
+  const walker = (f: Family) => new RuleWalker(live.tables[f], live.sets, live.host);
+  return { host: live.host, walkers: { ipv4: walker("ipv4"), ipv6: walker("ipv6") } };
+}
+
+export async function readLiveRules(nf: Netfilter, host?: TraceHost): Promise<LiveRules> {
+  return walkersOf(await readLiveTables(nf, host));
+}
