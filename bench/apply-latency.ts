@@ -157,7 +157,9 @@ const HOST_SOCKETS = 50;
 /** An outside interface for audit to trace on, and 50 listening TCP sockets in one process (killed by its pid). */
 function startOutsideAndListeners(ns: string): ReturnType<typeof spawn> {
   if (!sh(ns, "ip", ["link", "show"]).includes("outside0")) {
-    sh(ns, "ip", ["link", "add", "outside0", "type", "dummy"]);
+    // A veth pair (this kernel may lack the dummy driver); its other end stays unused.
+    sh(ns, "ip", ["link", "add", "outside0", "type", "veth", "peer", "name", "outside1"]);
+    sh(ns, "ip", ["link", "set", "outside1", "up"]);
     sh(ns, "ip", ["addr", "add", "198.51.100.1/24", "dev", "outside0"]);
     sh(ns, "ip", ["-6", "addr", "add", "2001:db8:b::1/64", "dev", "outside0", "nodad"]);
     sh(ns, "ip", ["link", "set", "outside0", "up"]);
@@ -220,19 +222,33 @@ function report(figures: Figure[]): void {
   writeFileSync(path.join(repo, "docs/BENCHMARKS.md"), doc);
 }
 
+interface OtherRow {
+  name: string;
+  unit: string;
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+  goal?: string;
+}
+
 /** The daemon's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */
 function otherFigures(): string {
   const parts: string[] = [];
   const read = (file: string) => {
     try {
-      return JSON.parse(readFileSync(path.join(repo, "docs", file), "utf8")) as { date: string; rows: { name: string; unit: string; median: number; min: number; max: number; goal?: string }[]; ratio?: Record<string, number> };
+      return JSON.parse(readFileSync(path.join(repo, "docs", file), "utf8")) as { date: string; rows: OtherRow[]; ratio?: Record<string, number> };
     } catch {
       return undefined;
     }
   };
   const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-  const table = (rows: { name: string; unit: string; median: number; min: number; max: number; goal?: string }[]) =>
-    ["| figure | median | min | max | unit | goal |", "|---|---|---|---|---|---|", ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.goal ?? ""} |`)].join("\n");
+  const table = (rows: OtherRow[]) =>
+    [
+      "| figure | median | min | max | unit | runs | goal |",
+      "|---|---|---|---|---|---|---|",
+      ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.runs.length} | ${r.goal ?? ""} |`),
+    ].join("\n");
   const watch = read("watch-benchmarks.json");
   parts.push("## Reaction and footprint of `dockwall watch`", "");
   parts.push(watch ? `Measured ${watch.date}; how, and the analysis: [WATCH-BENCHMARKS.md](WATCH-BENCHMARKS.md).\n\n${table(watch.rows)}` : "Not measured in this run (`npm run bench:watch`).");

@@ -116,36 +116,41 @@ async function main(): Promise<void> {
       if (!(await lab.probe(lab.clients.admin, "ipv4", "tcp", port))) throw new Error("the admin cannot reach the fresh container");
     }
 
-    // Idle means nothing happening: first let the last apply's tail (V8's background compiler and
-    // collector threads) finish.
-    await sleep(10_000);
-    const idleStart = await usage(pid);
-    await sleep(60_000);
-    const idleEnd = await usage(pid);
-    idleRss.runs.push(idleEnd.rssKiB / 1024);
-    idleCpu.runs.push(((idleEnd.cpuTicks - idleStart.cpuTicks) / TICKS_PER_SECOND / 60) * 100);
+    for (let run = 0; run < RUNS; run++) {
+      // Idle means nothing happening: first let the last apply's tail (V8's background compiler and
+      // collector threads) finish.
+      await sleep(10_000);
+      const idleStart = await usage(pid);
+      await sleep(60_000);
+      const idleEnd = await usage(pid);
+      idleRss.runs.push(idleEnd.rssKiB / 1024);
+      idleCpu.runs.push(((idleEnd.cpuTicks - idleStart.cpuTicks) / TICKS_PER_SECOND / 60) * 100);
 
-    const busyStart = await usage(pid);
-    const t0 = Date.now();
-    let peak = busyStart.rssKiB;
-    const sampling = setInterval(() => void usage(pid).then((u) => (peak = Math.max(peak, u.rssKiB))), 100);
-    await Promise.all(
-      names.map((n, i) =>
-        lab.docker(["run", "-d", "--name", n, "-p", `${20000 + i}:8000`, "dwlab:1", ...lab.serviceCommand(8000, n, "tcp")]),
-      ),
-    );
-    const lastStart = Math.max(
-      ...(await Promise.all(names.map(async (n) => Date.parse((await lab.docker(["inspect", "-f", "{{.State.StartedAt}}", n])).stdout.trim())))),
-    );
-    const complete = async () => {
-      const text = await save();
-      return names.every((_, i) => text.includes(`--ctorigdstport ${20000 + i} `));
-    };
-    converge.runs.push(await until(complete, lastStart, 120_000));
-    clearInterval(sampling);
-    const busyEnd = await usage(pid);
-    busyCpu.runs.push(((busyEnd.cpuTicks - busyStart.cpuTicks) / TICKS_PER_SECOND / ((Date.now() - t0) / 1000)) * 100);
-    busyRss.runs.push(peak / 1024);
+      const busyStart = await usage(pid);
+      const t0 = Date.now();
+      let peak = busyStart.rssKiB;
+      const sampling = setInterval(() => void usage(pid).then((u) => (peak = Math.max(peak, u.rssKiB))), 100);
+      await Promise.all(
+        names.map((n, i) =>
+          lab.docker(["run", "-d", "--name", n, "-p", `${20000 + i}:8000`, "dwlab:1", ...lab.serviceCommand(8000, n, "tcp")]),
+        ),
+      );
+      const lastStart = Math.max(
+        ...(await Promise.all(names.map(async (n) => Date.parse((await lab.docker(["inspect", "-f", "{{.State.StartedAt}}", n])).stdout.trim())))),
+      );
+      const complete = async () => {
+        const text = await save();
+        return names.every((_, i) => text.includes(`--ctorigdstport ${20000 + i} `));
+      };
+      converge.runs.push(await until(complete, lastStart, 120_000));
+      clearInterval(sampling);
+      const busyEnd = await usage(pid);
+      busyCpu.runs.push(((busyEnd.cpuTicks - busyStart.cpuTicks) / TICKS_PER_SECOND / ((Date.now() - t0) / 1000)) * 100);
+      busyRss.runs.push(peak / 1024);
+      // Back to no containers for the next run: removed at once, and the daemon left to settle.
+      await Promise.all(names.map((n) => lab.docker(["rm", "-f", n])));
+      await until(async () => !(await save()).includes("--ctorigdstport 20000 "), Date.now(), 120_000);
+    }
   } finally {
     watch?.signal("SIGTERM");
     await lab.destroy();

@@ -61,6 +61,21 @@ export class Netfilter {
     return this.ipset(["list", "-t"]);
   }
 
+  /** Whether the kernel's set holds the address (`ipset test`, its own match semantics). Read-only. */
+  async ipsetTest(name: string, address: string): Promise<boolean> {
+    const r = await this.runner.run("ipset", ["test", name, address]);
+    // 0: in the set; 1 with "is NOT in set": not in it; anything else is a real failure.
+    if (r.code !== 0 && !/is NOT in set/.test(r.stderr)) throw new NetfilterError(`ipset test ${name} ${address} failed: ${r.stderr.trim()}`);
+    return r.code === 0;
+  }
+
+  /** One member of a set, without reading the rest: `head` closing the pipe stops ipset early. Read-only. */
+  async ipsetFirstMember(name: string): Promise<string | undefined> {
+    const quoted = `'${name.replace(/'/g, "'\\''")}'`;
+    const r = await this.runner.run("sh", ["-c", `ipset save ${quoted} | head -n 2`]);
+    return /^add \S+ (\S+)/m.exec(r.stdout)?.[1];
+  }
+
   private async ipset(args: string[]): Promise<string> {
     const r = await this.runner.run("ipset", args);
     if (r.code !== 0) throw new NetfilterError(`ipset ${args.join(" ")} failed: ${r.stderr.trim()}`);

@@ -21,7 +21,7 @@ function parseSeconds(text: string): number {
 /** Refuses a state under which `session` could not open a new connection again. */
 function lockoutGuard(session: SshSession): (desired: DesiredState, nf: Netfilter) => Promise<void> {
   return async (desired, nf) => {
-    const r = traceSessionAfter(await readLiveTables(nf), desired, session);
+    const r = await traceSessionAfter(await readLiveTables(nf), desired, session);
     if (r.verdict === "accept") return;
     const last = r.steps.at(-1);
     const why = r.verdict === "unknown" ? `the tracer cannot tell (${r.reason})` : `${r.verdict.toUpperCase()} by ${last ? `${last.table} ${last.chain} #${last.index}: ${last.rule}` : "a chain policy"}`;

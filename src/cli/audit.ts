@@ -28,7 +28,7 @@ export function auditTargets(containers: ContainerFacts[], sockets: ListeningSoc
     targets.push({ kind: "host", proto: s.proto, port: s.port, family: s.family, bind: s.address, what: "host socket" });
     // A socket on [::] takes IPv4 too unless it is IPV6_ONLY; with no IPv4 socket on the port, count it for both.
     if (s.family === "ipv6" && s.address === "::" && !v4.has(key(s))) {
-      targets.push({ kind: "host", proto: s.proto, port: s.port, family: "ipv4", bind: "0.0.0.0", what: "host socket (IPv6 socket, dual-stack)" });
+      targets.push({ kind: "host", proto: s.proto, port: s.port, family: "ipv4", bind: "0.0.0.0", what: "host socket ([::], dual-stack)" });
     }
   }
   const seen = new Set<string>();
@@ -74,7 +74,7 @@ export function registerAudit(program: Command): void {
       const policy = loaded?.policy;
       const bridges = docker.networks.flatMap((n) => (n.bridge ? [n.bridge] : []));
       const outside = outsideInterfaces(live.host, bridges, policy?.interfaces);
-      const rows = audit(auditTargets(docker.containers, sockets), live.walkers, live.host, outside);
+      const rows = await audit(auditTargets(docker.containers, sockets), live.walkers, live.host, outside);
       const holes = rows.filter((r) => r.reach.who === "anyone" && !declaredPublic(policy, r.target, docker.containers));
       if (opts.json) {
         print([JSON.stringify({ policy: file ?? null, docker: docker.reachable, rows: rows.map((r) => ({ ...r, intended: !holes.includes(r) })) }, null, 2)]);

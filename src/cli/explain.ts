@@ -3,6 +3,7 @@ import ipaddr from "ipaddr.js";
 import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
 import { readLiveRules } from "../trace/live.js";
 import { route } from "../trace/trace.js";
+import { traceResolving } from "../trace/sets.js";
 import type { Probe, TraceProto } from "../trace/packet.js";
 import type { Family } from "../policy/types.js";
 
@@ -57,7 +58,7 @@ export function registerExplain(program: Command): void {
       if (opts.in !== undefined && iface === undefined) fail(`no interface ${opts.in} on this host`);
       const dst = opts.dst ?? iface?.addresses.find(inFamily)?.split("/")[0] ?? fail(`${inIface} has no ${family} address; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
-      const result = live.walkers[family].trace(probe);
+      const result = await traceResolving(live.walkers[family], probe);
       if (opts.json) {
         print([JSON.stringify({ probe, ...result }, null, 2)]);
       } else {

@@ -7,6 +7,7 @@ import type { Family } from "../policy/types.js";
 import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
 import { words } from "./rule.js";
 import type { RuleWalker, TraceResult } from "./trace.js";
+import { traceResolving } from "./sets.js";
 import type { TraceHost, TraceProto } from "./packet.js";
 
 export interface AuditTarget {
@@ -41,17 +42,18 @@ const STRANGERS: Record<Family, string[]> = {
 /**
  * The sets and addresses the rules of one family tell sources apart by, and a stranger to all.
  * Addresses inside `inside` (Docker's subnets: the MASQUERADE rules' `-s`) cannot come from outside.
+ * A set's stand-in is one of its members; the stranger is checked against every set by the kernel.
  */
-export function sourceKinds(walker: RuleWalker, family: Family, inside: string[] = []): Source[] {
+export async function sourceKinds(walker: RuleWalker, family: Family, inside: string[] = []): Promise<Source[]> {
   const cidrs: string[] = [];
-  const sets = new Set<string>();
+  const named = new Set<string>();
   for (const table of walker.tables.values()) {
     for (const chain of table.chains.values()) {
       for (const spec of chain.rules) {
         const w = words(spec);
         for (let i = 0; i < w.length; i++) {
           if (w[i] === "-s" && w[i - 1] !== "!" && w[i + 1] !== undefined) cidrs.push(w[i + 1]!);
-          if (w[i] === "--match-set" && w[i + 2] === "src") sets.add(w[i + 1]!);
+          if (w[i] === "--match-set" && w[i + 2] === "src") named.add(w[i + 1]!);
         }
       }
     }
@@ -63,24 +65,28 @@ export function sourceKinds(walker: RuleWalker, family: Family, inside: string[]
     seen.add(label);
     sources.push({ label, address });
   };
-  const known: string[] = [];
-  for (const name of [...sets].sort()) {
-    const s = walker.liveSets.get(name);
-    if (s === undefined || s.family !== family) continue;
-    known.push(...s.members);
+  const sets = [...named].sort().filter((name) => walker.sets.get(name)?.family === family && walker.sets.get(name)?.dimensions === 1);
+  const firsts = await Promise.all(sets.map((name) => walker.sets.first(name)));
+  sets.forEach((name, i) => {
     const group = /^dw[46]-(.+)$/.exec(name);
-    add(group ? `group ${group[1]}` : `set ${name}`, s.members.length > 0 ? AddressSet.firstAddress(s.members[0]!) : undefined);
-  }
+    add(group ? `group ${group[1]}` : `set ${name}`, firsts[i] === undefined ? undefined : AddressSet.firstAddress(firsts[i]!));
+  });
+  const known: string[] = [];
   for (const c of cidrs) {
     if (!c.includes(family === "ipv4" ? "." : ":") || /^(0\.0\.0\.0|::)\/0$/.test(c)) continue;
     const first = AddressSet.firstAddress(c);
     if (first === undefined || inside.some((i) => cidrContains(i, first))) continue;
     known.push(c);
-    add(c.replace(/\/(32|128)$/, ""), AddressSet.firstAddress(c));
+    add(c.replace(/\/(32|128)$/, ""), first);
   }
-  const all = new AddressSet(known.filter((k) => parseCidr(k)?.bytes.length === (family === "ipv4" ? 4 : 16)), family);
-  const stranger = STRANGERS[family].find((a) => !all.has(a));
-  if (stranger !== undefined) sources.unshift({ label: "anyone", address: stranger });
+  const addresses = new AddressSet(known.filter((k) => parseCidr(k)?.bytes.length === (family === "ipv4" ? 4 : 16)), family);
+  for (const candidate of STRANGERS[family]) {
+    if (addresses.has(candidate)) continue;
+    await Promise.all(sets.map((name) => walker.sets.resolve(name, candidate)));
+    if (sets.some((name) => walker.sets.get(name)!.has(candidate))) continue;
+    sources.unshift({ label: "anyone", address: candidate });
+    break;
+  }
   return sources;
 }
 
@@ -90,18 +96,20 @@ export function outsideInterfaces(host: TraceHost, bridges: string[], given?: st
   return host.interfaces.filter((i) => i.name !== "lo" && !bridges.includes(i.name) && !/^(docker\d|br-|veth)/.test(i.name));
 }
 
-export function audit(
+export async function audit(
   targets: AuditTarget[],
   walkers: Record<Family, RuleWalker>,
   host: TraceHost,
   outside: TraceHost["interfaces"],
-): AuditRow[] {
+): Promise<AuditRow[]> {
   const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
-  const kinds = { ipv4: sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: sourceKinds(walkers.ipv6, "ipv6", inside) };
-  return targets.map((target) => ({ target, reach: reachOf(target, walkers[target.family], kinds[target.family], outside) }));
+  const kinds = { ipv4: await sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: await sourceKinds(walkers.ipv6, "ipv6", inside) };
+  const rows: AuditRow[] = [];
+  for (const target of targets) rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside) });
+  return rows;
 }
 
-function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Reach {
+async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Promise<Reach> {
   if (cidrContains("127.0.0.0/8", t.bind) || t.bind === "::1") return { who: "local only" };
   const inFamily = (a: string) => (t.family === "ipv4" ? !a.includes(":") : a.includes(":"));
   const allowed = new Set<string>();
@@ -110,7 +118,7 @@ function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside:
     const dsts = isWildcard(t.bind) ? addresses.slice(0, 1) : addresses.filter((a) => a === t.bind);
     for (const dst of dsts) {
       for (const s of sources) {
-        const r: TraceResult = walker.trace({ family: t.family, proto: t.proto as TraceProto, src: s.address, dst, dport: t.port, inIface: iface.name });
+        const r: TraceResult = await traceResolving(walker, { family: t.family, proto: t.proto as TraceProto, src: s.address, dst, dport: t.port, inIface: iface.name });
         if (r.verdict === "unknown") return { who: "unknown", reason: r.reason ?? "not understood" };
         if (r.verdict === "accept") allowed.add(s.label);
       }

@@ -1,19 +1,21 @@
 /**
- * The live kernel as the tracer needs it: every table of both families and every set (not only
- * dockwall's: audit judges any host's rules), and the host's interfaces. Read-only.
+ * The live kernel as the tracer needs it: every table of both families, every set (not only
+ * dockwall's: audit judges any host's rules) asked of the kernel as needed, and the host's
+ * interfaces. Read-only.
  */
 import type { Family } from "../policy/types.js";
 import type { Netfilter } from "../backends/netfilter.js";
 import { parseSave, type SavedState } from "../backends/iptables/save-parser.js";
-import { parseIpsetSave, type LiveSet } from "../backends/ipset.js";
+import { parseIpsetHeaders } from "../backends/ipset.js";
 import { readInterfaces } from "../facts/host.js";
 import { RuleWalker } from "./trace.js";
+import { kernelSets, type TraceSets } from "./sets.js";
 import type { TraceHost } from "./packet.js";
 
 export interface LiveTables {
   host: TraceHost;
   tables: Record<Family, SavedState>;
-  sets: Map<string, LiveSet>;
+  sets: TraceSets;
 }
 
 export interface LiveRules {
@@ -23,8 +25,8 @@ export interface LiveRules {
 
 export async function readLiveTables(nf: Netfilter, host: TraceHost = { interfaces: readInterfaces() }): Promise<LiveTables> {
   // Without ipset installed there are no sets: a rule naming one traces as unknown.
-  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), nf.ipsetSave().catch(() => "")]);
-  return { host, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets: parseIpsetSave(sets, () => true) };
+  const [v4, v6, headers] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), nf.ipsetHeaders().catch(() => "")]);
+  return { host, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets: kernelSets(nf, parseIpsetHeaders(headers, () => true)) };
 }
 
 export function walkersOf(live: LiveTables): LiveRules {

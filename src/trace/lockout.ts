@@ -10,7 +10,7 @@ import type { DesiredState } from "../backends/rendered.js";
 import type { RenderedFamily } from "../backends/iptables/render.js";
 import type { SavedState } from "../backends/iptables/save-parser.js";
 import { ruleTarget } from "../backends/iptables/save-parser.js";
-import type { LiveSet } from "../backends/ipset.js";
+import { memberSets, overlaySets, traceResolving, type TraceSets } from "./sets.js";
 import { isDockwallChain, isDockwallSet } from "../compile/names.js";
 import { RuleWalker, route, type TraceResult } from "./trace.js";
 import type { LiveTables } from "./live.js";
@@ -64,19 +64,21 @@ export function withDockwallPart(state: SavedState, desired: RenderedFamily): Sa
   return out;
 }
 
-/** The sets after apply: dockwall's replaced by the desired members, others as they are. */
-function withDesiredSets(live: Map<string, LiveSet>, desired: DesiredState): Map<string, LiveSet> {
-  const out = new Map([...live].filter(([name]) => !isDockwallSet(name)));
-  for (const s of desired.sets) out.set(s.name, { name: s.name, type: "hash:net", family: s.family, maxelem: 0, members: s.members });
-  return out;
+/** The sets after apply: dockwall's as the apply loads them, others as the kernel holds them. */
+function withDesiredSets(live: TraceSets, desired: DesiredState): TraceSets {
+  const mine = memberSets(new Map(desired.sets.map((s) => [s.name, { name: s.name, type: "hash:net", family: s.family, members: s.members }])));
+  // A dockwall set the new state no longer has is gone after apply, not the kernel's to answer for.
+  const gone = live.names().filter((n) => isDockwallSet(n.name) && mine.get(n.name) === undefined);
+  const base: TraceSets = gone.length === 0 ? live : { ...live, get: (name) => (gone.some((g) => g.name === name) ? undefined : live.get(name)) };
+  return overlaySets(base, mine);
 }
 
 /** The trace of a new connection from the session's client, under the rules about to be applied. */
-export function traceSessionAfter(live: LiveTables, desired: DesiredState, session: SshSession): TraceResult & { inIface: string } {
+export async function traceSessionAfter(live: LiveTables, desired: DesiredState, session: SshSession): Promise<TraceResult & { inIface: string }> {
   const tables = withDockwallPart(live.tables[session.family], desired[session.family]);
   const walker = new RuleWalker(tables, withDesiredSets(live.sets, desired), live.host);
   const owner = live.host.interfaces.find((i) => i.addresses.some((a) => a.split("/")[0] === session.server));
   const inIface = route(live.host, session.client) ?? owner?.name ?? "eth0";
-  const r = walker.trace({ family: session.family, proto: "tcp", src: session.client, dst: session.server, dport: session.port, inIface });
+  const r = await traceResolving(walker, { family: session.family, proto: "tcp", src: session.client, dst: session.server, dport: session.port, inIface });
   return { ...r, inIface };
 }

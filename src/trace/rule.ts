@@ -4,11 +4,19 @@
  * the rule `unknown`, and a walk that reaches it gives the verdict `unknown`, never a guess.
  */
 import type { PacketView } from "./packet.js";
-import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
+import { cidrContains, parseCidr } from "./address-set.js";
+
+/** One set as a `set` match sees it. `has` may throw MissingLookup (sets.ts) when asked of the kernel. */
+export interface SetView {
+  family: "ipv4" | "ipv6";
+  /** 1 for hash:ip / hash:net; more for hash:net,port and the like (not traced). */
+  dimensions: number;
+  has(address: string): boolean;
+}
 
 export interface MatchEnv {
   /** Sets by name; undefined for a set the kernel does not hold (the rule cannot be loaded then). */
-  set(name: string): { family: "ipv4" | "ipv6"; dimensions: number; members: AddressSet } | undefined;
+  set(name: string): SetView | undefined;
   isLocal(address: string): boolean;
 }
 
@@ -202,7 +210,7 @@ const MODULES: Record<string, Record<string, OptionParser>> = {
         const s = env.set(name!);
         if (s === undefined) throw new UnknownAtRuntime(`set ${name} is not in the kernel`);
         if (s.dimensions !== 1) throw new UnknownAtRuntime(`set ${name} has ${s.dimensions} dimensions`);
-        return s.family === p.family && s.members.has(dirs === "src" ? p.src : p.dst);
+        return s.family === p.family && s.has(dirs === "src" ? p.src : p.dst);
       });
     },
   },

@@ -11,8 +11,8 @@
  * or not. A rule it does not understand, reached by the packet, makes the verdict `unknown`.
  */
 import type { SavedState } from "../backends/iptables/save-parser.js";
-import type { LiveSet } from "../backends/ipset.js";
-import { AddressSet, cidrContains } from "./address-set.js";
+import { cidrContains } from "./address-set.js";
+import type { TraceSets } from "./sets.js";
 import { parseRule, UnknownAtRuntime, type MatchEnv, type ParsedRule } from "./rule.js";
 import type { PacketView, Probe, TraceHost } from "./packet.js";
 
@@ -44,11 +44,10 @@ export interface TraceResult {
 /** A host's rules, parsed once and traced many times (audit runs hundreds of probes). */
 export class RuleWalker {
   private readonly parsed = new Map<string, ParsedRule[]>();
-  private readonly sets = new Map<string, { family: "ipv4" | "ipv6"; dimensions: number; members: AddressSet } | null>();
 
   constructor(
     readonly tables: SavedState,
-    readonly liveSets: Map<string, LiveSet>,
+    readonly sets: TraceSets,
     private readonly host: TraceHost,
   ) {}
 
@@ -63,20 +62,11 @@ export class RuleWalker {
   }
 
   private readonly env: MatchEnv = {
-    set: (name) => {
-      let s = this.sets.get(name);
-      if (s === undefined) {
-        const live = this.liveSets.get(name);
-        const dimensions = live?.type.split(",").length ?? 0;
-        // A set of address,port pairs (or more) is reported unknown where used, not matched by half.
-        s = live ? { family: live.family, dimensions, members: new AddressSet(dimensions === 1 ? live.members : [], live.family) } : null;
-        this.sets.set(name, s);
-      }
-      return s ?? undefined;
-    },
+    set: (name) => this.sets.get(name),
     isLocal: (address) => isLocal(this.host, address),
   };
 
+  /** Throws MissingLookup when a set's answer must first be asked of the kernel (sets.ts: traceResolving). */
   trace(probe: Probe): TraceResult {
     const p: PacketView = {
       family: probe.family,
@@ -128,7 +118,9 @@ export class RuleWalker {
       if (i >= rules.length) {
         if (current === builtin) {
           const policy = chain.policy ?? "ACCEPT";
-          steps.push({ table, chain: builtin, index: 0, rule: `:${builtin} ${policy}`, action: `policy ${policy}` });
+          // An empty chain that accepts, outside filter, says nothing worth showing in explain.
+          const silent = policy === "ACCEPT" && table !== "filter" && chain.rules.length === 0;
+          if (!silent) steps.push({ table, chain: builtin, index: 0, rule: `:${builtin} ${policy}`, action: `policy ${policy}` });
           return { verdict: policy === "DROP" ? "drop" : "accept" };
         }
         // The end of a user chain returns to the last jump; reached by gotos only, to the policy.

@@ -456,6 +456,11 @@ export class Lab {
     return new DockwallProcess(child);
   }
 
+  /** iptables-save -c of the Docker host (IPv4): rules with their [packets:bytes]. */
+  async hostIptablesSaveCounted(): Promise<string> {
+    return (await this.exec(this.hostNs, "iptables-save", ["-c"])).stdout;
+  }
+
   async hostIptablesSave(family: Family): Promise<string> {
     const r = await this.exec(this.hostNs, family === "ipv4" ? "iptables-save" : "ip6tables-save", []);
     if (r.code !== 0) throw new Error(`iptables-save in the lab host: ${r.stderr}`);

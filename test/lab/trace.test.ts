@@ -16,6 +16,7 @@ import { RuleWalker } from "../../src/trace/trace.js";
 import { parseSave } from "../../src/backends/iptables/save-parser.js";
 import { parseIpsetSave } from "../../src/backends/ipset.js";
 import type { TraceHost } from "../../src/trace/packet.js";
+import { memberSets } from "../../src/trace/sets.js";
 
 /**
  * The probe matrix, less the loopback-published port: nothing listens on the host's outside address
@@ -33,7 +34,9 @@ async function liveWalkers(lab: Lab): Promise<Record<"ipv4" | "ipv6", RuleWalker
   const links = JSON.parse(addrs.stdout) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
   const host: TraceHost = { interfaces: links.map((l) => ({ name: l.ifname, addresses: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`) })) };
   const all = parseIpsetSave(sets.stdout, () => true);
-  return { ipv4: new RuleWalker(parseSave(v4), all, host), ipv6: new RuleWalker(parseSave(v6), all, host) };
+  // Members as `ipset save` prints them (the CLI asks the kernel with `ipset test` instead: both are checked).
+  const members = memberSets(all);
+  return { ipv4: new RuleWalker(parseSave(v4), members, host), ipv6: new RuleWalker(parseSave(v6), members, host) };
 }
 
 /** Every probe where the tracer's verdict and the real connection differ, and how many were compared. */

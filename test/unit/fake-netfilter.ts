@@ -12,6 +12,7 @@
  * It is deliberately written from the man pages, not from dockwall's own parser.
  */
 import { CommandNotFoundError, type CommandResult, type Runner, type RunOptions } from "../../src/exec/runner.js";
+import { AddressSet } from "../../src/trace/address-set.js";
 import type { Family } from "../../src/policy/types.js";
 
 interface Chain {
@@ -137,6 +138,13 @@ export class FakeNetfilter implements Runner {
       }
       const r = args.indexOf("restore");
       if (r >= 0) return this.ipsetRestore(opts.input ?? "", args.includes("-exist"));
+      if (args[0] === "test" && args.length === 3) {
+        // As the kernel answers for hash:net: the address inside any member.
+        const set = this.sets.get(args[1]!);
+        if (set === undefined) return { code: 1, stdout: "", stderr: "ipset v7.17: The set with the given name does not exist\n" };
+        const inside = new AddressSet(set.members, set.family).has(args[2]!);
+        return inside ? ok("") : { code: 1, stdout: "", stderr: `${args[2]} is NOT in set ${args[1]}.\n` };
+      }
     }
     throw new CommandNotFoundError(cmd);
   }

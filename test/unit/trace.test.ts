@@ -23,6 +23,7 @@ import { auditTargets, declaredPublic } from "../../src/cli/audit.js";
 import { parseProcNet } from "../../src/facts/sockets.js";
 import { sshSession, traceSessionAfter } from "../../src/trace/lockout.js";
 import { readLiveTables } from "../../src/trace/live.js";
+import { memberSets, traceResolving } from "../../src/trace/sets.js";
 
 const host = {
   interfaces: [
@@ -40,7 +41,7 @@ async function walker(save: string, withDockwall: boolean): Promise<RuleWalker> 
   fake.loadSave("ipv4", save);
   if (withDockwall) await apply(new Netfilter(fake, "nft"), render(compile(policy({ containers: [] }), facts)));
   const sets = parseIpsetSave((await fake.run("ipset", ["save"])).stdout, () => true);
-  return new RuleWalker(parseSave(fake.saveText("ipv4")), sets, host);
+  return new RuleWalker(parseSave(fake.saveText("ipv4")), memberSets(sets), host);
 }
 
 const probe = (src: string, dport: number, over: Partial<Probe> = {}): Probe => ({
@@ -129,7 +130,7 @@ test("negation, interface wildcards, multiport, port ranges, gotos and RETURN fr
 -A B -p tcp -m tcp ! --dport 8000:8010 -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `;
-  const w = new RuleWalker(parseSave(save), new Map(), host);
+  const w = new RuleWalker(parseSave(save), memberSets(new Map()), host);
   assert.equal(w.trace(probe("203.0.113.1", 22)).verdict, "drop");
   assert.equal(w.trace(probe("198.18.2.1", 80)).verdict, "accept");
   assert.equal(w.trace(probe("198.18.1.1", 80)).verdict, "reject");
@@ -163,11 +164,11 @@ test("address sets match members by prefix", () => {
 
 test("audit: a stand-in for each set and address the rules name, a stranger to all, and who gets in", async () => {
   const w = await walker(DOCKER_20_10_SAVE, true);
-  const kinds = sourceKinds(w, "ipv4", ["172.17.0.1/16", "192.0.2.1/24"]);
+  const kinds = await sourceKinds(w, "ipv4", ["172.17.0.1/16", "192.0.2.1/24"]);
   assert.deepEqual(kinds.map((k) => k.label), ["anyone", "group office"]);
   assert.ok(!kinds[0]!.address.startsWith("203.0.113."), "the stranger is outside every set");
   const eth0 = host.interfaces.filter((i) => i.name === "eth0");
-  const rows = audit(
+  const rows = await audit(
     [
       { kind: "container", proto: "tcp", port: 8080, family: "ipv4", bind: "0.0.0.0", what: "container web 80/tcp" },
       { kind: "host", proto: "tcp", port: 22, family: "ipv4", bind: "0.0.0.0", what: "host socket" },
@@ -228,15 +229,15 @@ test("lock-out guard: the SSH session is traced through the rules as they will b
   const live = await readLiveTables(nf, host);
   const session = sshSession("198.18.9.9 51000 198.18.0.1 22")!;
   assert.deepEqual(session, { client: "198.18.9.9", server: "198.18.0.1", port: 22, family: "ipv4" });
-  assert.equal(traceSessionAfter(live, render(compile(policy(), facts)), session).verdict, "accept");
+  assert.equal((await traceSessionAfter(live, render(compile(policy(), facts)), session)).verdict, "accept");
   const closed = render(compile(policy({ host: [] }), facts));
-  const r = traceSessionAfter(live, closed, session);
+  const r = await traceSessionAfter(live, closed, session);
   assert.equal(r.verdict, "drop");
   assert.match(r.steps.at(-1)!.rule, /default drop/);
   assert.equal(r.inIface, "eth0");
   // From the office (trusted) the same policy lets the session back in; the live kernel was not changed.
-  assert.equal(traceSessionAfter(live, closed, sshSession("::ffff:203.0.113.9 51000 198.18.0.1 22")!).verdict, "accept");
-  assert.equal(new RuleWalker(live.tables.ipv4, live.sets, host).trace(probe("198.18.9.9", 22)).verdict, "accept");
+  assert.equal((await traceSessionAfter(live, closed, sshSession("::ffff:203.0.113.9 51000 198.18.0.1 22")!)).verdict, "accept");
+  assert.equal((await traceResolving(new RuleWalker(live.tables.ipv4, live.sets, host), probe("198.18.9.9", 22))).verdict, "accept");
   assert.equal(sshSession("garbage"), undefined);
   assert.equal(sshSession(undefined), undefined);
 });
