@@ -121,9 +121,8 @@ export class StateStore {
     await this.writeRecord("current", current);
   }
 
-  /** Starts the journal of an apply; one already there (an apply killed earlier) is kept: its `before` is older. */
+  /** Starts the journal of an apply (the caller keeps one left by a killed apply instead: its `before` is older). */
   async begin(pending: PendingApply): Promise<void> {
-    if (await this.pending()) return;
     const { before, ...rest } = pending;
     await this.writeJson("pending", { ...rest, before: toStored(before) });
   }

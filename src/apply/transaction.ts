@@ -1,7 +1,7 @@
 /** apply under the lock, and remember what was there before so `rollback` can go back to it exactly. */
 import type { Netfilter } from "../backends/netfilter.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { apply, readLive, type ApplyResult } from "./apply.js";
+import { apply, readLive, type ApplyResult, type LiveState } from "./apply.js";
 import type { Lock } from "./lock.js";
 import { appliedState, type AppliedRecord, type StateStore } from "./state-store.js";
 import { sameInputs, type CompileOrigin } from "../inputs.js";
@@ -20,7 +20,7 @@ export interface ApplyOptions {
    * Runs under the lock once the target is complete, before the kernel is written; throwing
    * refuses the apply (the lock-out guard).
    */
-  guard?: (desired: DesiredState, nf: Netfilter) => Promise<void>;
+  guard?: (desired: DesiredState, nf: Netfilter, live: LiveState) => Promise<void>;
 }
 
 /**
@@ -48,12 +48,14 @@ export async function applyWhenReady(
     reading.catch(() => undefined);
     const { desired, origin, netfilter: targetNf } = await target;
     if (targetNf.variant !== nf.variant) throw new Error(`internal: iptables variant changed from ${nf.variant} to ${targetNf.variant} during apply`);
-    await opts.guard?.(desired, nf);
+    const live = await reading;
+    await opts.guard?.(desired, nf, live);
     const started = new Date().toISOString();
     const previousOf = (state: DesiredState): AppliedRecord =>
       pending?.before ?? { at: recorded?.at ?? started, source: recorded?.source ?? "before dockwall", variant: nf.variant, state };
-    const result = await apply(nf, desired, await reading, {
-      beforeChange: (before) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }),
+    // A journal left by a killed apply stays: its `before` is the last whole state, older than ours.
+    const result = await apply(nf, desired, live, {
+      ...(pending ? {} : { beforeChange: (before: DesiredState) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }) }),
     });
     const at = new Date().toISOString();
     const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };

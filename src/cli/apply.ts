@@ -2,11 +2,11 @@ import { InvalidArgumentError, type Command } from "commander";
 import { applyPolicy } from "../apply-policy.js";
 import { DEFAULT_POLICY, Exit, FULL_READ_HELP, makeContext, print, warn, type GlobalOptions } from "./common.js";
 import { ruleCounts } from "./summary.js";
-import { interruptedMessage } from "../apply/apply.js";
+import { interruptedMessage, type LiveState } from "../apply/apply.js";
 import { openWindow } from "../apply/confirm.js";
 import { askOnTerminal, startKeeper } from "./confirm.js";
 import { sshSession, traceSessionAfter, type SshSession } from "../trace/lockout.js";
-import { readLiveTables } from "../trace/live.js";
+import { liveTablesFrom } from "../trace/live.js";
 import type { DesiredState } from "../backends/rendered.js";
 import type { Netfilter } from "../backends/netfilter.js";
 
@@ -19,9 +19,9 @@ function parseSeconds(text: string): number {
 }
 
 /** Refuses a state under which `session` could not open a new connection again. */
-function lockoutGuard(session: SshSession): (desired: DesiredState, nf: Netfilter) => Promise<void> {
-  return async (desired, nf) => {
-    const r = await traceSessionAfter(await readLiveTables(nf), desired, session);
+function lockoutGuard(session: SshSession): (desired: DesiredState, nf: Netfilter, live: LiveState) => Promise<void> {
+  return async (desired, nf, live) => {
+    const r = await traceSessionAfter(await liveTablesFrom(nf, live), desired, session);
     if (r.verdict === "accept") return;
     const last = r.steps.at(-1);
     const why = r.verdict === "unknown" ? `the tracer cannot tell (${r.reason})` : `${r.verdict.toUpperCase()} by ${last ? `${last.table} ${last.chain} #${last.index}: ${last.rule}` : "a chain policy"}`;

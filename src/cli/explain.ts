@@ -4,6 +4,7 @@ import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./co
 import { readLiveRules } from "../trace/live.js";
 import { route } from "../trace/trace.js";
 import { traceResolving } from "../trace/sets.js";
+import { familyAddresses, outsideInterfaces } from "../trace/audit.js";
 import type { Probe, TraceProto } from "../trace/packet.js";
 import type { Family } from "../policy/types.js";
 
@@ -51,12 +52,11 @@ export function registerExplain(program: Command): void {
       }
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const live = await readLiveRules(await netfilterFor(ctx));
-      const inFamily = (a: string) => a.includes(":") === (family === "ipv6") && !a.startsWith("fe80:");
-      const outside = live.host.interfaces.filter((i) => i.name !== "lo" && !/^(docker\d|br-|veth)/.test(i.name) && i.addresses.some(inFamily));
+      const outside = outsideInterfaces(live.host, []).filter((i) => familyAddresses(i, family).length > 0);
       const inIface = opts.in ?? route(live.host, source) ?? outside[0]?.name ?? fail(`no interface with an ${family} address; give --in`);
       const iface = live.host.interfaces.find((i) => i.name === inIface);
       if (opts.in !== undefined && iface === undefined) fail(`no interface ${opts.in} on this host`);
-      const dst = opts.dst ?? iface?.addresses.find(inFamily)?.split("/")[0] ?? fail(`${inIface} has no ${family} address; give --dst`);
+      const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? fail(`${inIface} has no ${family} address; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
       const result = await traceResolving(live.walkers[family], probe);
       if (opts.json) {

@@ -90,6 +90,11 @@ export async function sourceKinds(walker: RuleWalker, family: Family, inside: st
   return sources;
 }
 
+/** An interface's addresses of one family, without prefix length or link-local ones: what a client connects to. */
+export function familyAddresses(iface: TraceHost["interfaces"][number], family: Family): string[] {
+  return iface.addresses.map((a) => a.split("/")[0]!).filter((a) => a.includes(":") === (family === "ipv6") && !a.startsWith("fe80:"));
+}
+
 /** Outside interfaces: given, or every interface but loopback and Docker's bridges and veths. */
 export function outsideInterfaces(host: TraceHost, bridges: string[], given?: string[]): TraceHost["interfaces"] {
   if (given) return host.interfaces.filter((i) => given.includes(i.name));
@@ -111,10 +116,9 @@ export async function audit(
 
 async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Promise<Reach> {
   if (cidrContains("127.0.0.0/8", t.bind) || t.bind === "::1") return { who: "local only" };
-  const inFamily = (a: string) => (t.family === "ipv4" ? !a.includes(":") : a.includes(":"));
   const allowed = new Set<string>();
   for (const iface of outside) {
-    const addresses = iface.addresses.map((a) => a.split("/")[0]!).filter(inFamily).filter((a) => !a.startsWith("fe80:"));
+    const addresses = familyAddresses(iface, t.family);
     const dsts = isWildcard(t.bind) ? addresses.slice(0, 1) : addresses.filter((a) => a === t.bind);
     for (const dst of dsts) {
       for (const s of sources) {

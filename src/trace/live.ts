@@ -23,10 +23,19 @@ export interface LiveRules {
   walkers: Record<Family, RuleWalker>;
 }
 
-export async function readLiveTables(nf: Netfilter, host: TraceHost = { interfaces: readInterfaces() }): Promise<LiveTables> {
+export async function readLiveTables(nf: Netfilter, host?: TraceHost): Promise<LiveTables> {
+  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), readKernelSets(nf)]);
+  return { host: host ?? { interfaces: readInterfaces() }, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets };
+}
+
+/** Tables already read (apply's own read, for the lock-out guard), with the kernel's sets beside them. */
+export async function liveTablesFrom(nf: Netfilter, tables: Record<Family, SavedState>): Promise<LiveTables> {
+  return { host: { interfaces: readInterfaces() }, tables, sets: await readKernelSets(nf) };
+}
+
+async function readKernelSets(nf: Netfilter): Promise<TraceSets> {
   // Without ipset installed there are no sets: a rule naming one traces as unknown.
-  const [v4, v6, headers] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), nf.ipsetHeaders().catch(() => "")]);
-  return { host, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets: kernelSets(nf, parseIpsetHeaders(headers, () => true)) };
+  return kernelSets(nf, parseIpsetHeaders(await nf.ipsetHeaders().catch(() => ""), () => true));
 }
 
 export function walkersOf(live: LiveTables): LiveRules {

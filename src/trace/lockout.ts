@@ -10,7 +10,7 @@ import type { DesiredState } from "../backends/rendered.js";
 import type { RenderedFamily } from "../backends/iptables/render.js";
 import type { SavedState } from "../backends/iptables/save-parser.js";
 import { ruleTarget } from "../backends/iptables/save-parser.js";
-import { memberSets, overlaySets, traceResolving, type TraceSets } from "./sets.js";
+import { memberSets, traceResolving, type TraceSets } from "./sets.js";
 import { isDockwallChain, isDockwallSet } from "../compile/names.js";
 import { RuleWalker, route, type TraceResult } from "./trace.js";
 import type { LiveTables } from "./live.js";
@@ -64,13 +64,18 @@ export function withDockwallPart(state: SavedState, desired: RenderedFamily): Sa
   return out;
 }
 
-/** The sets after apply: dockwall's as the apply loads them, others as the kernel holds them. */
+/**
+ * The sets after apply: dockwall's exactly as the apply loads them (one it no longer has is gone),
+ * every other set as the kernel holds it.
+ */
 function withDesiredSets(live: TraceSets, desired: DesiredState): TraceSets {
   const mine = memberSets(new Map(desired.sets.map((s) => [s.name, { name: s.name, type: "hash:net", family: s.family, members: s.members }])));
-  // A dockwall set the new state no longer has is gone after apply, not the kernel's to answer for.
-  const gone = live.names().filter((n) => isDockwallSet(n.name) && mine.get(n.name) === undefined);
-  const base: TraceSets = gone.length === 0 ? live : { ...live, get: (name) => (gone.some((g) => g.name === name) ? undefined : live.get(name)) };
-  return overlaySets(base, mine);
+  const from = (name: string) => (isDockwallSet(name) ? mine : live);
+  return {
+    get: (name) => from(name).get(name),
+    resolve: (name, address) => from(name).resolve(name, address),
+    first: (name) => from(name).first(name),
+  };
 }
 
 /** The trace of a new connection from the session's client, under the rules about to be applied. */

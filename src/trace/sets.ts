@@ -5,7 +5,6 @@
  * synchronous, so a lookup not made yet stops it with MissingLookup, the driver (traceResolving)
  * asks the kernel and walks again.
  */
-import type { Family } from "../policy/types.js";
 import type { Netfilter } from "../backends/netfilter.js";
 import type { LiveSet, SetHeader } from "../backends/ipset.js";
 import { AddressSet } from "./address-set.js";
@@ -24,8 +23,6 @@ export class MissingLookup extends Error {
 
 export interface TraceSets {
   get(name: string): SetView | undefined;
-  /** Every set's name and family. */
-  names(): { name: string; family: Family }[];
   /** Makes `get(name).has(address)` answerable. */
   resolve(name: string, address: string): Promise<void>;
   /** One member, for audit's stand-in sources; undefined for an empty set. */
@@ -50,7 +47,6 @@ export function memberSets(sets: Map<string, Pick<LiveSet, "name" | "type" | "fa
       }
       return view;
     },
-    names: () => [...sets.values()].map((s) => ({ name: s.name, family: s.family })),
     resolve: async () => undefined,
     first: async (name) => sets.get(name)?.members[0],
   };
@@ -73,22 +69,10 @@ export function kernelSets(nf: Netfilter, headers: Map<string, SetHeader>): Trac
         },
       };
     },
-    names: () => [...headers.values()].map((h) => ({ name: h.name, family: h.family })),
     async resolve(name, address) {
       if (!answers.has(`${name} ${address}`)) answers.set(`${name} ${address}`, await nf.ipsetTest(name, address));
     },
     first: (name) => nf.ipsetFirstMember(name),
-  };
-}
-
-/** A sets source with some sets replaced (the guard: dockwall's sets as the apply will load them). */
-export function overlaySets(base: TraceSets, over: TraceSets): TraceSets {
-  const mine = new Set(over.names().map((n) => n.name));
-  return {
-    get: (name) => (mine.has(name) ? over.get(name) : base.get(name)),
-    names: () => [...base.names().filter((n) => !mine.has(n.name)), ...over.names()],
-    resolve: (name, address) => (mine.has(name) ? over.resolve(name, address) : base.resolve(name, address)),
-    first: (name) => (mine.has(name) ? over.first(name) : base.first(name)),
   };
 }
 
