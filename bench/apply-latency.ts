@@ -7,7 +7,8 @@
  * Run: npm run bench   (root; writes docs/BENCHMARKS.md and docs/benchmarks.json)
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync, appendFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { figureTable, readReport, stats, writeReport, type FigureRow } from "./report.js";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -34,11 +35,6 @@ interface Figure {
   name: string;
   goal?: number;
   runs: number[];
-}
-
-function stats(runs: number[]): { median: number; min: number; max: number } {
-  const s = [...runs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
 /** 100,000 distinct /32s inside 198.18.0.0/15 (test addresses): 198.18.0.0 .. 198.19.134.159. */
@@ -203,62 +199,28 @@ function report(figures: Figure[]): void {
     const verdict = f.goal === undefined ? "" : s.median <= f.goal ? `met (<= ${f.goal} s)` : `MISSED (goal ${f.goal} s)`;
     return { ...f, ...s, verdict };
   });
-  const date = new Date().toISOString().slice(0, 10);
-  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? "?"}, Linux ${os.release()}`;
   const table = [
     "| benchmark | median s | min s | max s | goal |",
     "|---|---|---|---|---|",
     ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(3)} | ${r.min.toFixed(3)} | ${r.max.toFixed(3)} | ${r.verdict} |`),
   ].join("\n");
   console.log(table);
-  mkdirSync(path.join(repo, "docs"), { recursive: true });
-  writeFileSync(path.join(repo, "docs/benchmarks.json"), JSON.stringify({ date, machine, runs: RUNS, rows }, null, 2) + "\n");
-  const doc = readFileSync(path.join(repo, "bench/BENCHMARKS.template.md"), "utf8")
-    .replace("{{date}}", date)
-    .replace("{{machine}}", machine)
-    .replace("{{runs}}", String(RUNS))
-    .replace("{{table}}", table)
-    .replace("{{others}}", otherFigures());
-  writeFileSync(path.join(repo, "docs/BENCHMARKS.md"), doc);
-}
-
-interface OtherRow {
-  name: string;
-  unit: string;
-  median: number;
-  min: number;
-  max: number;
-  runs: number[];
-  goal?: string;
+  writeReport("benchmarks.json", { runs: RUNS, rows }, "BENCHMARKS.template.md", "BENCHMARKS.md", { runs: String(RUNS), table, others: otherFigures() });
 }
 
 /** The daemon's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */
 function otherFigures(): string {
   const parts: string[] = [];
-  const read = (file: string) => {
-    try {
-      return JSON.parse(readFileSync(path.join(repo, "docs", file), "utf8")) as { date: string; rows: OtherRow[]; ratio?: Record<string, number> };
-    } catch {
-      return undefined;
-    }
-  };
-  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-  const table = (rows: OtherRow[]) =>
-    [
-      "| figure | median | min | max | unit | runs | goal |",
-      "|---|---|---|---|---|---|---|",
-      ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.runs.length} | ${r.goal ?? ""} |`),
-    ].join("\n");
-  const watch = read("watch-benchmarks.json");
+  const watch = readReport<{ date: string; rows: FigureRow[] }>("watch-benchmarks.json");
   parts.push("## Reaction and footprint of `dockwall watch`", "");
-  parts.push(watch ? `Measured ${watch.date}; how, and the analysis: [WATCH-BENCHMARKS.md](WATCH-BENCHMARKS.md).\n\n${table(watch.rows)}` : "Not measured in this run (`npm run bench:watch`).");
-  const dp = read("dataplane-benchmarks.json");
+  parts.push(watch ? `Measured ${watch.date}; how, and the analysis: [WATCH-BENCHMARKS.md](WATCH-BENCHMARKS.md).\n\n${figureTable(watch.rows, 2, true)}` : "Not measured in this run (`npm run bench:watch`).");
+  const dp = readReport<{ date: string; rows: FigureRow[]; ratio?: Record<string, number> }>("dataplane-benchmarks.json");
   parts.push("", "## Data plane", "");
   if (dp) {
     const pct = (r: number | undefined) => (r === undefined ? "?" : `${(r * 100).toFixed(1)} %`);
     const verdict = (r: number | undefined) => (r !== undefined && r >= 0.95 ? "met" : "MISSED");
     parts.push(
-      `Measured ${dp.date}; how: [DATAPLANE-BENCHMARKS.md](DATAPLANE-BENCHMARKS.md).\n\n${table(dp.rows)}\n\n` +
+      `Measured ${dp.date}; how: [DATAPLANE-BENCHMARKS.md](DATAPLANE-BENCHMARKS.md).\n\n${figureTable(dp.rows, 2, true)}\n\n` +
         `Goal, at least 95 % of the no-firewall figures: requests per second ${pct(dp.ratio?.rps)} (${verdict(dp.ratio?.rps)}), ` +
         `bulk throughput ${pct(dp.ratio?.bps)} (${verdict(dp.ratio?.bps)}). The same allow-list as 100,000 \`-s\` rules: ` +
         `${pct(dp.ratio?.rpsRules)} and ${pct(dp.ratio?.bpsRules)}.`,

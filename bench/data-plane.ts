@@ -12,16 +12,15 @@
  * Run: npm run bench:dataplane   (root; writes docs/DATAPLANE-BENCHMARKS.md and docs/dataplane-benchmarks.json)
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Lab } from "../test/lab/lab.js";
 import { ProcessRunner } from "../src/exec/runner.js";
+import { figureTable, stats, writeReport } from "./report.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const MEMBERS = 100_000;
-const repo = process.cwd();
 const runner = new ProcessRunner();
 
 /** 100,000 distinct addresses in 198.18.0.0/15, the trusted client (198.18.0.10) among them. */
@@ -57,11 +56,6 @@ interface Figure {
   name: string;
   unit: string;
   runs: number[];
-}
-
-function stats(runs: number[]): { median: number; min: number; max: number } {
-  const s = [...runs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
 async function must(cmd: string, args: string[], input?: string): Promise<string> {
@@ -135,7 +129,7 @@ async function main(): Promise<void> {
     ...setups.map((s) => ({ name: `bulk throughput, ${s}`, unit: "Gbit/s", runs: bps.get(s)! })),
   ];
   if (ONLY !== undefined) return; // a diagnostic run of one setup: no comparison to write
-  await report(figures, {
+  report(figures, {
     rps: stats(rps.get("dockwall")!).median / stats(rps.get("no firewall")!).median,
     bps: stats(bps.get("dockwall")!).median / stats(bps.get("no firewall")!).median,
     rpsRules: stats(rps.get("100,000 -s rules")!).median / stats(rps.get("no firewall")!).median,
@@ -143,33 +137,22 @@ async function main(): Promise<void> {
   });
 }
 
-async function report(figures: Figure[], ratio: { rps: number; bps: number; rpsRules: number; bpsRules: number }): Promise<void> {
+function report(figures: Figure[], ratio: { rps: number; bps: number; rpsRules: number; bpsRules: number }): void {
   const rows = figures.map((f) => ({ ...f, ...stats(f.runs) }));
-  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const pct = (r: number) => `${(r * 100).toFixed(1)} %`;
   const goal = (r: number) => (r >= 0.95 ? `met (${pct(r)} of no firewall, goal 95 %)` : `MISSED (${pct(r)} of no firewall, goal 95 %)`);
-  const table = [
-    "| figure | median | min | max | unit | runs |",
-    "|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.runs.length} |`),
-  ].join("\n");
+  const table = figureTable(rows, 2, false);
   const verdicts = [
     `- dockwall, requests per second: ${goal(ratio.rps)}`,
     `- dockwall, bulk throughput: ${goal(ratio.bps)}`,
     `- 100,000 -s rules, for comparison: ${pct(ratio.rpsRules)} of the requests per second, ${pct(ratio.bpsRules)} of the throughput`,
   ].join("\n");
   console.log(`${table}\n\n${verdicts}`);
-  const date = new Date().toISOString().slice(0, 10);
-  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? "?"}, Linux ${os.release()}`;
-  await mkdir(path.join(repo, "docs"), { recursive: true });
-  await writeFile(path.join(repo, "docs/dataplane-benchmarks.json"), JSON.stringify({ date, machine, seconds: SECONDS, rows, ratio }, null, 2) + "\n");
-  const doc = (await readFile(path.join(repo, "bench/DATAPLANE-BENCHMARKS.template.md"), "utf8"))
-    .replace("{{date}}", date)
-    .replace("{{machine}}", machine)
-    .replace("{{seconds}}", String(SECONDS))
-    .replace("{{table}}", table)
-    .replace("{{verdicts}}", verdicts);
-  await writeFile(path.join(repo, "docs/DATAPLANE-BENCHMARKS.md"), doc);
+  writeReport("dataplane-benchmarks.json", { seconds: SECONDS, rows, ratio }, "DATAPLANE-BENCHMARKS.template.md", "DATAPLANE-BENCHMARKS.md", {
+    seconds: String(SECONDS),
+    table,
+    verdicts,
+  });
 }
 
 void main().catch((e: unknown) => {

@@ -8,15 +8,14 @@
  *
  * Run: npm run bench:watch   (root; writes docs/WATCH-BENCHMARKS.md and docs/watch-benchmarks.json)
  */
-import { readFile, writeFile, mkdir } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Lab, type DockwallProcess } from "../test/lab/lab.js";
 import { DAEMON_NODE_FLAGS } from "../src/daemon/systemd.js";
+import { figureTable, stats, writeReport } from "./report.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const MANY = Number(process.env.BENCH_CONTAINERS ?? 100);
-const repo = process.cwd();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Figure {
@@ -24,11 +23,6 @@ interface Figure {
   unit: string;
   goal?: string;
   runs: number[];
-}
-
-function stats(runs: number[]): { median: number; min: number; max: number } {
-  const s = [...runs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
 /** Polls `check` every 10 ms; the time in ms from `since` until it holds. */
@@ -155,27 +149,14 @@ async function main(): Promise<void> {
     watch?.signal("SIGTERM");
     await lab.destroy();
   }
-  await report(figures);
+  report(figures);
 }
 
-async function report(figures: Figure[]): Promise<void> {
+function report(figures: Figure[]): void {
   const rows = figures.map((f) => ({ ...f, ...stats(f.runs) }));
-  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-  const table = [
-    "| figure | median | min | max | unit | runs | goal |",
-    "|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.unit} | ${r.runs.length} | ${r.goal ?? ""} |`),
-  ].join("\n");
+  const table = figureTable(rows, 1, true);
   console.log(table);
-  const date = new Date().toISOString().slice(0, 10);
-  const machine = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? "?"}, Linux ${os.release()}`;
-  await mkdir(path.join(repo, "docs"), { recursive: true });
-  await writeFile(path.join(repo, "docs/watch-benchmarks.json"), JSON.stringify({ date, machine, rows }, null, 2) + "\n");
-  const doc = (await readFile(path.join(repo, "bench/WATCH-BENCHMARKS.template.md"), "utf8"))
-    .replace("{{date}}", date)
-    .replace("{{machine}}", machine)
-    .replace("{{table}}", table);
-  await writeFile(path.join(repo, "docs/WATCH-BENCHMARKS.md"), doc);
+  writeReport("watch-benchmarks.json", { rows }, "WATCH-BENCHMARKS.template.md", "WATCH-BENCHMARKS.md", { table });
 }
 
 void main().catch((e: unknown) => {
