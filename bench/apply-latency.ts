@@ -205,7 +205,29 @@ function report(figures: Figure[]): void {
     ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(3)} | ${r.min.toFixed(3)} | ${r.max.toFixed(3)} | ${r.verdict} |`),
   ].join("\n");
   console.log(table);
-  writeReport("benchmarks.json", { runs: RUNS, rows }, "BENCHMARKS.template.md", "BENCHMARKS.md", { runs: String(RUNS), table, others: otherFigures() });
+  const relative = firstAgainstFloor(figures);
+  writeReport("benchmarks.json", { runs: RUNS, rows, firstAgainstFloor: relative }, "BENCHMARKS.template.md", "BENCHMARKS.md", {
+    runs: String(RUNS),
+    table,
+    others: otherFigures(),
+    firstVsFloor: relative.ratio.toFixed(2),
+    goalVsFloor: GOAL_VS_FLOOR.toFixed(2),
+    scaledGoal: relative.scaledGoal.toFixed(2),
+  });
+}
+
+/**
+ * The issue set the first-apply goal (0.8 s) beside a reference floor measured on its machine: one
+ * ipset restore of the 100,000 members plus one iptables-restore of the rules, 0.35 s. The floor row
+ * measures the same here, in the same runs, so the ratio is what carries over between machines.
+ */
+const GOAL_VS_FLOOR = 0.8 / 0.35;
+
+function firstAgainstFloor(figures: Figure[]): { ratio: number; scaledGoal: number } {
+  const runs = (name: string) => figures.find((f) => f.name.startsWith(name))!.runs;
+  const first = runs("first apply");
+  const floor = runs("floor");
+  return { ratio: stats(first.map((t, i) => t / floor[i]!)).median, scaledGoal: GOAL_VS_FLOOR * stats(floor).median };
 }
 
 /** The daemon's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */

@@ -1,7 +1,8 @@
 /**
  * Policy file -> kernel, the whole way: what `dockwall apply` runs once and `dockwall watch` runs on
  * every event. The lock is taken and the kernel read while the policy is still being compiled
- * (transaction.ts); the kernel is first written once the compile is complete.
+ * (transaction.ts); new sets are created and filled once the policy has validated, while the rules
+ * compile; nothing rules use changes before the compile is complete.
  */
 import type { Runner } from "./exec/runner.js";
 import type { Lock } from "./apply/lock.js";
@@ -9,6 +10,7 @@ import { compiledBefore, type StateStore } from "./apply/state-store.js";
 import { applyWhenReady, type ApplyOptions } from "./apply/transaction.js";
 import type { ApplyResult } from "./apply/apply.js";
 import { compilePolicy, readFacts, type Compiled } from "./pipeline.js";
+import type { IpSetSpec } from "./ruleset/types.js";
 
 export interface PolicyApplied {
   compiled: Compiled;
@@ -21,9 +23,11 @@ export async function applyPolicy(
   opts: { fullRead?: boolean; onCompiled?: (c: Compiled) => void; guard?: ApplyOptions["guard"] } = {},
 ): Promise<PolicyApplied> {
   const { facts, netfilter } = readFacts(deps.runner);
-  const compiling = deps.store.current().then((recorded) => compilePolicy(file, deps.runner, compiledBefore(recorded), facts));
+  let setsKnown: (sets: IpSetSpec[]) => void = () => undefined;
+  const sets = new Promise<IpSetSpec[]>((resolve) => (setsKnown = resolve));
+  const compiling = deps.store.current().then((recorded) => compilePolicy(file, deps.runner, compiledBefore(recorded), facts, setsKnown));
   // Warnings are shown as soon as the compile is done, before the kernel changes (or fails to).
   compiling.then((c) => opts.onCompiled?.(c), () => undefined);
-  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true, ...(opts.guard ? { guard: opts.guard } : {}) });
+  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true, sets, ...(opts.guard ? { guard: opts.guard } : {}) });
   return { compiled: await compiling, result };
 }

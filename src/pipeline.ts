@@ -14,7 +14,8 @@ import { Netfilter } from "./backends/netfilter.js";
 import { codeIdentity, digest, factsDigest, RecordingReader, reread, type CompileInputs, type CompileOrigin, type Reread } from "./inputs.js";
 import { parseGroupFile } from "./policy/group-file.js";
 import { setName } from "./compile/names.js";
-import { toIpsetMembers } from "./compile/sets.js";
+import { policySets, toIpsetMembers } from "./compile/sets.js";
+import type { IpSetSpec } from "./ruleset/types.js";
 import { VERSION } from "./version.js";
 
 /** A policy file that does not validate: every error, already formatted as FILE:LINE:COL: message. */
@@ -54,15 +55,27 @@ export function readFacts(runner: Runner): { facts: Promise<GatheredFacts>; netf
   return { facts, netfilter: facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables)) };
 }
 
+/**
+ * `onSets` is called with the desired state's sets (the very objects) as soon as the policy and its
+ * group files have validated, before the facts are awaited and the rules compiled; not called when
+ * the recorded state is reused (nothing is parsed then).
+ */
 export async function compilePolicy(
   file: string,
   runner: Runner,
   before?: CompiledBefore,
   factsRead: Promise<GatheredFacts> = gatherFacts(runner),
+  onSets?: (sets: IpSetSpec[]) => void,
 ): Promise<Compiled> {
   // Independent reads (a 100,000-line group file; Docker, ip and iptables-save): done side by side.
   const again = before ? await reread(before.inputs, file) : undefined;
-  const loading = again ? undefined : loadWithInputs(file);
+  const load = () =>
+    loadWithInputs(file).then((loaded) => {
+      const sets = policySets(loaded.policy);
+      onSets?.(sets);
+      return { ...loaded, sets };
+    });
+  const loading = again ? undefined : load();
   // Awaited below; until then a failure must not count as unhandled.
   loading?.catch(() => undefined);
   const { facts, warnings: factWarnings } = await factsRead;
@@ -79,8 +92,8 @@ export async function compilePolicy(
     const updated = withGroupFiles(before, again);
     return compiled(updated.desired, updated.origin);
   }
-  const { policy, policyWarnings, inputs } = await (loading ?? loadWithInputs(file));
-  const ruleset = compile(policy, facts);
+  const { policy, policyWarnings, inputs, sets } = await (loading ?? load());
+  const ruleset = compile(policy, facts, sets);
   return compiled(render(ruleset), { inputs: { ...inputs, facts: factsDigest(facts) }, warnings: [...policyWarnings, ...ruleset.warnings] });
 }
 

@@ -15,6 +15,8 @@ import { describeDiff, diffFamily, dockwallPart, isEmptyDiff, restorePayload, ty
 import type { DesiredState } from "../backends/rendered.js";
 import { memberCount } from "../ruleset/members.js";
 import { parseIpsetHeaders, parseIpsetSave, planSets, type LiveSet, type SetPlan } from "../backends/ipset.js";
+import type { IpSetSpec } from "../ruleset/types.js";
+import { allSettled } from "../exec/settle.js";
 
 export const FAMILIES: Family[] = ["ipv4", "ipv6"];
 
@@ -83,16 +85,17 @@ export interface Plan {
   payloads: Record<Family, string | null>;
 }
 
-export function makePlan(desired: DesiredState, live: LiveState): Plan {
+/** `sets` is planSets(desired.sets, live.sets), when already made (prepareSets). */
+export function makePlan(desired: DesiredState, live: LiveState, sets: SetPlan = planSets(desired.sets, live.sets)): Plan {
   return {
     diffs: FAMILIES.map((f) => diffFamily(desired[f], live[f])),
-    sets: planSets(desired.sets, live.sets),
+    sets,
     payloads: { ipv4: restorePayload(desired.ipv4, live.ipv4), ipv6: restorePayload(desired.ipv6, live.ipv6) },
   };
 }
 
 export function planIsEmpty(p: Plan): boolean {
-  return p.diffs.every(isEmptyDiff) && p.sets.summary.length === 0 && p.sets.prepare.length === 0;
+  return p.diffs.every(isEmptyDiff) && p.sets.summary.length === 0 && p.sets.clear.length === 0 && p.sets.prepare.length === 0;
 }
 
 export function describePlan(p: Plan): string[] {
@@ -132,11 +135,60 @@ export interface ApplyHooks {
   beforeChange?: (before: DesiredState) => Promise<void>;
 }
 
-/** Applies `desired`; `live` is the kernel's state read under the same lock (read here if not given). */
-export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState, hooks: ApplyHooks = {}): Promise<ApplyResult> {
+/** A set plan's first steps under way: nothing rules use changes. */
+export interface SetLoads {
+  /** `clear` and `prepare` ran: the sets exist (empty at least), so rules naming them can be tested. */
+  created: Promise<void>;
+  /** `fill` ran. */
+  filled: Promise<void>;
+}
+
+/** Starts the plan's first steps: `clear`, then `prepare` and `fill` side by side. Inverse: `discard`. */
+function startLoads(nf: Netfilter, plan: SetPlan): SetLoads {
+  const cleared = nf.ipsetRestore(plan.clear);
+  const created = cleared.then(() => nf.ipsetRestore(plan.prepare));
+  const filled = cleared.then(() => nf.ipsetFill(plan.fill));
+  // Awaited by apply or abandonSets; until then a failure must not count as unhandled.
+  created.catch(() => undefined);
+  filled.catch(() => undefined);
+  return { created, filled };
+}
+
+/**
+ * The sets of a target whose rules are still compiling, being created and filled: apply's first step
+ * started early (most of a first apply is loading members). Handed to apply, which takes it over; if
+ * the apply does not go ahead, abandonSets undoes it.
+ */
+export interface PreparedSets extends SetLoads {
+  sets: IpSetSpec[];
+  plan: SetPlan;
+}
+
+/** Starts creating and filling `sets` against `live` (read under the lock the apply will hold). */
+export function prepareSets(nf: Netfilter, sets: IpSetSpec[], live: LiveState): PreparedSets {
+  const plan = planSets(sets, live.sets);
+  return { sets, plan, ...startLoads(nf, plan) };
+}
+
+/** Inverse of prepareSets: waits for its loads to end, then destroys what they created. */
+export async function abandonSets(nf: Netfilter, prepared: PreparedSets): Promise<void> {
+  await Promise.allSettled([prepared.created, prepared.filled]);
+  // Best effort: sets no rule names change nothing, and the next apply plans against whatever is left.
+  await nf.ipsetRestore(prepared.plan.discard).catch(() => undefined);
+}
+
+/**
+ * Applies `desired`; `live` is the kernel's state read under the same lock (read here if not given).
+ * `prepared` is taken over when it holds desired's very sets, abandoned otherwise.
+ */
+export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState, hooks: ApplyHooks = {}, prepared?: PreparedSets): Promise<ApplyResult> {
   live ??= await readLive(nf);
   const before = snapshot(live);
-  const plan = makePlan(desired, live);
+  if (prepared && prepared.sets !== desired.sets) {
+    await abandonSets(nf, prepared);
+    prepared = undefined;
+  }
+  const plan = makePlan(desired, live, prepared?.plan);
   if (planIsEmpty(plan)) return { changed: false, before, summary: [] };
 
   const undo: (() => Promise<void>)[] = [];
@@ -158,9 +210,11 @@ export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveSta
 
   try {
     undo.push(() => nf.ipsetRestore(plan.sets.discard));
-    await nf.ipsetRestore(plan.sets.prepare);
-    // The rules name the sets, so they are tested once the sets exist; the two families side by side.
-    await allSettled(withPayload(plan, (f, payload) => nf.test(f, payload)));
+    const loads = prepared ?? startLoads(nf, plan.sets);
+    // The rules name the sets, so they are tested once the sets exist (empty is enough), while the
+    // members load; the two families side by side.
+    const tested = loads.created.then(() => allSettled(withPayload(plan, (f, payload) => nf.test(f, payload))));
+    await allSettled([loads.created, tested, loads.filled]);
     await hooks.beforeChange?.(before);
     undo.push(() => nf.ipsetRestore(plan.sets.undoCommit));
     await nf.ipsetRestore(plan.sets.commit);
@@ -196,11 +250,6 @@ function withPayload(plan: Plan, step: (f: Family, payload: string) => Promise<v
   });
 }
 
-/** Waits for every step, then fails with the first failure: nothing is undone while a step still runs. */
-async function allSettled(steps: Promise<void>[]): Promise<void> {
-  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
-}
 
 /**
  * Reads the kernel back and checks it holds exactly dockwall's desired part: every rule, and every

@@ -1,7 +1,8 @@
 /** apply under the lock, and remember what was there before so `rollback` can go back to it exactly. */
 import type { Netfilter } from "../backends/netfilter.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { apply, readLive, type ApplyResult, type LiveState } from "./apply.js";
+import { abandonSets, apply, prepareSets, readLive, type ApplyResult, type LiveState } from "./apply.js";
+import type { IpSetSpec } from "../ruleset/types.js";
 import type { Lock } from "./lock.js";
 import { appliedState, type AppliedRecord, type StateStore } from "./state-store.js";
 import { sameInputs, type CompileOrigin } from "../inputs.js";
@@ -21,6 +22,11 @@ export interface ApplyOptions {
    * refuses the apply (the lock-out guard).
    */
   guard?: (desired: DesiredState, nf: Netfilter, live: LiveState) => Promise<void>;
+  /**
+   * The target's sets (the very objects its desired state will hold), when known before the rest of
+   * it: they are created and filled while the rules compile (apply.ts prepareSets).
+   */
+  sets?: Promise<IpSetSpec[]>;
 }
 
 /**
@@ -46,17 +52,31 @@ export async function applyWhenReady(
     const known = opts.fullRead || pending ? undefined : appliedState(recorded, nf.variant);
     const reading = readLive(nf, known ? { known } : {});
     reading.catch(() => undefined);
-    const { desired, origin, netfilter: targetNf } = await target;
-    if (targetNf.variant !== nf.variant) throw new Error(`internal: iptables variant changed from ${nf.variant} to ${targetNf.variant} during apply`);
-    const live = await reading;
-    await opts.guard?.(desired, nf, live);
+    // The target's failure (an invalid policy) is reported before the kernel read's.
+    const sets = opts.sets && (await Promise.race([opts.sets, target.then((t) => t.desired.sets)]));
+    const prepared = sets && prepareSets(nf, sets, await reading);
+    const ready = async () => {
+      const t = await target;
+      if (t.netfilter.variant !== nf.variant) throw new Error(`internal: iptables variant changed from ${nf.variant} to ${t.netfilter.variant} during apply`);
+      const live = await reading;
+      await opts.guard?.(t.desired, nf, live);
+      return { ...t, live };
+    };
+    const { desired, origin, live } = await ready().catch(async (e: unknown) => {
+      if (prepared) await abandonSets(nf, prepared);
+      throw e;
+    });
     const started = new Date().toISOString();
     const previousOf = (state: DesiredState): AppliedRecord =>
       pending?.before ?? { at: recorded?.at ?? started, source: recorded?.source ?? "before dockwall", variant: nf.variant, state };
     // A journal left by a killed apply stays: its `before` is the last whole state, older than ours.
-    const result = await apply(nf, desired, live, {
-      ...(pending ? {} : { beforeChange: (before: DesiredState) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }) }),
-    });
+    const result = await apply(
+      nf,
+      desired,
+      live,
+      { ...(pending ? {} : { beforeChange: (before: DesiredState) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }) }) },
+      prepared,
+    );
     const at = new Date().toISOString();
     const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };
     if (result.changed || recorded === undefined || pending) {

@@ -4,7 +4,10 @@
  */
 import type { Family } from "../policy/types.js";
 import type { IptablesVariant } from "../facts/types.js";
+import { availableParallelism } from "node:os";
 import { CommandFailedError, type Runner } from "../exec/runner.js";
+import { allSettled } from "../exec/settle.js";
+import { fillPayloads, type SetFill } from "./ipset.js";
 
 /** Seconds to wait for the xtables lock held by Docker or another tool (iptables -w). */
 const XTABLES_WAIT = "10";
@@ -15,6 +18,8 @@ export class Netfilter {
   constructor(
     private readonly runner: Runner,
     readonly variant: IptablesVariant,
+    /** How many `ipset restore` processes may load members side by side (see fillPayloads). */
+    private readonly loaders: number = availableParallelism(),
   ) {}
 
   private bin(family: Family, tool: "save" | "restore"): string {
@@ -88,7 +93,19 @@ export class Netfilter {
    */
   async ipsetRestore(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    const r = await this.runner.run("ipset", ["-exist", "restore"], { input: lines.join("\n") + "\n" });
+    await this.ipsetLoad(lines.join("\n") + "\n");
+  }
+
+  /**
+   * Loads members into sets ipsetRestore has just created, in several processes side by side.
+   * Waits for all of them; fails with the first failure. Inverse: SetPlan.discard.
+   */
+  async ipsetFill(fills: SetFill[]): Promise<void> {
+    await allSettled(fillPayloads(fills, this.loaders).map((p) => this.ipsetLoad(p)));
+  }
+
+  private async ipsetLoad(payload: string): Promise<void> {
+    const r = await this.runner.run("ipset", ["-exist", "restore"], { input: payload });
     if (r.code !== 0) throw new NetfilterError(`ipset restore failed: ${r.stderr.trim()}`);
   }
 }

@@ -22,7 +22,7 @@ import type { ContainerOpening, Family, Opening, Policy, PortRange, Proto, Sourc
 import type { Facts, PublishedPort } from "../facts/types.js";
 import type { Chain, FamilyRules, IpSetSpec, Match, Rule, Ruleset } from "../ruleset/types.js";
 import { CHAINS, setName } from "./names.js";
-import { buildSets, referencedGroups } from "./sets.js";
+import { policySets } from "./sets.js";
 
 /** Docker's bridges: docker0, docker_gwbridge and br-<id>; named ones come from the facts. */
 const DOCKER_BRIDGE_PATTERNS = ["docker+", "br-+"];
@@ -35,10 +35,13 @@ const SWARM_PORTS: { proto: Proto | "esp"; port?: number }[] = [
   { proto: "esp" },
 ];
 
-export function compile(policy: Policy, facts: Facts): Ruleset {
+/**
+ * `sets` is what policySets(policy) returns, when the caller already has it (apply fills the sets
+ * while the rules compile): passed in, the ruleset holds those very objects.
+ */
+export function compile(policy: Policy, facts: Facts, sets: IpSetSpec[] = policySets(policy)): Ruleset {
   const warnings: string[] = [];
   const published = resolveContainerOpenings(policy, facts, warnings);
-  const sets: IpSetSpec[] = buildSets(policy.groups, referencedGroups(policy));
   return {
     ipv4: compileFamily("ipv4", policy, facts, published),
     ipv6: compileFamily("ipv6", policy, facts, published),

@@ -4,7 +4,7 @@ import type { IpSetSpec } from "../ruleset/types.js";
 import { setName } from "./names.js";
 import { distinct } from "../policy/addresses.js";
 
-export function referencedGroups(policy: Policy): Set<string> {
+function referencedGroups(policy: Policy): Set<string> {
   const names = new Set<string>();
   const add = (sources: Source[]) => {
     for (const s of sources) if (s.kind === "group") names.add(s.name);
@@ -16,7 +16,12 @@ export function referencedGroups(policy: Policy): Set<string> {
   return names;
 }
 
-export function buildSets(groups: Group[], referenced: Set<string>): IpSetSpec[] {
+/** The sets a policy needs: a function of the policy alone (its groups), not of the facts. */
+export function policySets(policy: Policy): IpSetSpec[] {
+  return buildSets(policy.groups, referencedGroups(policy));
+}
+
+function buildSets(groups: Group[], referenced: Set<string>): IpSetSpec[] {
   const sets: IpSetSpec[] = [];
   for (const g of [...groups].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (!referenced.has(g.name)) continue;

@@ -8,9 +8,11 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import path from "node:path";
 import { Lab, type LabOptions } from "./lab.js";
 import { dockwallOk, mismatches } from "./checks.js";
-import { LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy } from "./expectations.js";
+import { ADMINS_LIST, LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy } from "./expectations.js";
 
 const MODES: LabOptions[] = [
   { ipv6Mode: "proxy", ipForwardBeforeDocker: false },
@@ -129,6 +131,24 @@ for (const mode of MODES) {
       const strip = (s: string) => s.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "");
       assert.equal(strip(await lab.hostIptablesSave("ipv4")), strip(applied));
       await writeFile(policy, LAB_POLICY);
+    });
+
+    it("a 60,000-member group file, loaded by ipset processes side by side: the kernel holds exactly its members, and the matrix holds", async () => {
+      assert.ok(availableParallelism() >= 2, "loading side by side needs at least 2 CPUs");
+      // 198.19.0.0 - 198.19.234.95: test addresses no client of the lab uses.
+      const filler = Array.from({ length: 60_000 }, (_, i) => `198.19.${i >> 8}.${i & 255}`);
+      const list = path.join(lab.workDir, "admins.list");
+      await writeFile(list, ADMINS_LIST + filler.join("\n") + "\n");
+      try {
+        assert.match(await dockwallOk(lab, ["apply", "-c", policy]), /applied/);
+        const saved = await lab.exec(lab.hostNs, "ipset", ["save", "dw4-admins"]);
+        const members = saved.stdout.split("\n").flatMap((l) => (l.startsWith("add ") ? [l.split(" ")[2]] : []));
+        assert.deepEqual(members.sort(), ["198.18.0.30", ...filler].sort());
+        assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+      } finally {
+        await writeFile(list, ADMINS_LIST);
+        await dockwallOk(lab, ["apply", "-c", policy]);
+      }
     });
 
     it("dockerd restarts and new networks do not open anything", async () => {

@@ -14,27 +14,9 @@ import { parseIpsetHeaders } from "../../src/backends/ipset.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { MemoryLock } from "../../src/apply/lock.js";
 import { rollbackTarget, StateStore } from "../../src/apply/state-store.js";
-import { emptyState, render, type DesiredState } from "../../src/backends/rendered.js";
-import { compile } from "../../src/compile/index.js";
-import type { Facts } from "../../src/facts/types.js";
-import type { Policy } from "../../src/policy/types.js";
-import { DOCKER_20_10_SAVE } from "./docker-layout.js";
+import { emptyState } from "../../src/backends/rendered.js";
+import { desiredFor, dockerHost, withStore } from "./apply-fixtures.js";
 import { loc, policy } from "./fixtures.js";
-
-const facts: Facts = {
-  docker: { reachable: true, containers: [], networks: [] },
-  host: { interfaces: [], iptables: "nft" },
-};
-
-function desiredFor(p: Policy): DesiredState {
-  return render(compile(p, facts));
-}
-
-function dockerHost(): FakeNetfilter {
-  const fake = new FakeNetfilter();
-  fake.loadSave("ipv4", DOCKER_20_10_SAVE);
-  return fake;
-}
 
 function dockerRules(fake: FakeNetfilter): string {
   const save = fake.saveText("ipv4");
@@ -246,15 +228,6 @@ test("rollback after an apply killed part-way goes back to the state before that
 });
 
 /** Runs `body` with a throwaway state directory. */
-async function withStore(body: (store: StateStore, lock: MemoryLock) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
-  try {
-    await body(new StateStore(dir), new MemoryLock());
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 const memberReads = (fake: FakeNetfilter) => fake.calls.filter((c) => c.cmd === "ipset" && c.args[0] === "save").length;
 
 test("with an applied record, a no-op apply and a one-member change read no set members back", async () => {

@@ -45,12 +45,15 @@ const TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "REJECT", "LOG", "DNAT", "S
 
 class Refused extends Error {}
 
+/** Picks a call by its command, arguments and standard input. */
+type CallPredicate = (cmd: string, args: string[], input?: string) => boolean;
+
 export class FakeNetfilter implements Runner {
   readonly calls: Call[] = [];
   private readonly tables: Record<Family, Tables> = { ipv4: new Map(), ipv6: new Map() };
   private readonly sets = new Map<string, FakeSet>();
-  private failures: { pred: (cmd: string, args: string[]) => boolean; result: CommandResult }[] = [];
-  private hangs: { pred: (cmd: string, args: string[]) => boolean; reached: () => void }[] = [];
+  private failures: { pred: CallPredicate; result: CommandResult }[] = [];
+  private hangs: { pred: CallPredicate; reached: () => void }[] = [];
 
   /** Loads an `iptables-save` text as the kernel's state (replacing the tables it names). */
   loadSave(family: Family, text: string): void {
@@ -59,7 +62,7 @@ export class FakeNetfilter implements Runner {
   }
 
   /** The next call for which pred is true returns this result and changes nothing. */
-  failNext(pred: (cmd: string, args: string[]) => boolean, result: Partial<CommandResult> & { code: number }): void {
+  failNext(pred: CallPredicate, result: Partial<CommandResult> & { code: number }): void {
     this.failures.push({ pred, result: { stdout: "", stderr: "", ...result } });
   }
 
@@ -67,7 +70,7 @@ export class FakeNetfilter implements Runner {
    * The next call for which pred is true never returns and changes nothing: the process that made it
    * was killed there. Resolves when that call is made.
    */
-  hangNext(pred: (cmd: string, args: string[]) => boolean): Promise<void> {
+  hangNext(pred: CallPredicate): Promise<void> {
     return new Promise((reached) => this.hangs.push({ pred, reached }));
   }
 
@@ -117,12 +120,12 @@ export class FakeNetfilter implements Runner {
   async run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
     const call: Call = { cmd, args: [...args], ...(opts.input !== undefined ? { input: opts.input } : {}) };
     this.calls.push(call);
-    const h = this.hangs.findIndex((f) => f.pred(cmd, call.args));
+    const h = this.hangs.findIndex((f) => f.pred(cmd, call.args, opts.input));
     if (h >= 0) {
       this.hangs.splice(h, 1)[0]!.reached();
       return new Promise(() => undefined);
     }
-    const i = this.failures.findIndex((f) => f.pred(cmd, call.args));
+    const i = this.failures.findIndex((f) => f.pred(cmd, call.args, opts.input));
     if (i >= 0) return this.failures.splice(i, 1)[0]!.result;
     const m = /^(ip6?)tables-(nft|legacy)-(save|restore)$/.exec(cmd);
     if (m) {

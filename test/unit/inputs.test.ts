@@ -101,3 +101,27 @@ test("a changed group file with errors is refused with every error at its line",
     });
   });
 });
+
+test("the sets handed out early are the very objects the compiled desired state holds", async () => {
+  await withFiles(async (_dir, policy) => {
+    let early: unknown;
+    const compiled = await compilePolicy(policy, noCommands, undefined, Promise.resolve(facts), (sets) => (early = sets));
+    assert.equal(early, compiled.desired.sets);
+    assert.deepEqual(
+      compiled.desired.sets.map((s) => `${s.name} ${s.members.length}`),
+      ["dw4-big 2", "dw6-big 1", "dw4-more 1", "dw6-more 0", "dw4-office 1", "dw6-office 0"],
+    );
+  });
+});
+
+test("an invalid policy hands out no sets", async () => {
+  await withFiles(async (dir, policy) => {
+    await appendFile(path.join(dir, "big.list"), "198.18.0.300\n");
+    let called = false;
+    await assert.rejects(
+      compilePolicy(policy, noCommands, undefined, Promise.resolve(facts), () => (called = true)),
+      PolicyInvalid,
+    );
+    assert.equal(called, false);
+  });
+});

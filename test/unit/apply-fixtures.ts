@@ -1,0 +1,36 @@
+/** What the apply tests share: a fake host with Docker's rules, a desired state from a policy, a state directory. */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { FakeNetfilter } from "./fake-netfilter.js";
+import { MemoryLock } from "../../src/apply/lock.js";
+import { StateStore } from "../../src/apply/state-store.js";
+import { render, type DesiredState } from "../../src/backends/rendered.js";
+import { compile } from "../../src/compile/index.js";
+import type { Facts } from "../../src/facts/types.js";
+import type { Policy } from "../../src/policy/types.js";
+import { DOCKER_20_10_SAVE } from "./docker-layout.js";
+
+const facts: Facts = {
+  docker: { reachable: true, containers: [], networks: [] },
+  host: { interfaces: [], iptables: "nft" },
+};
+
+export function desiredFor(p: Policy): DesiredState {
+  return render(compile(p, facts));
+}
+
+export function dockerHost(): FakeNetfilter {
+  const fake = new FakeNetfilter();
+  fake.loadSave("ipv4", DOCKER_20_10_SAVE);
+  return fake;
+}
+
+export async function withStore(body: (store: StateStore, lock: MemoryLock) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
+  try {
+    await body(new StateStore(dir), new MemoryLock());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
