@@ -194,9 +194,14 @@ function splitArgs(line: string): string[] {
 }
 
 function report(figures: Figure[]): void {
+  const relative = firstAgainstFloor(figures);
   const rows = figures.map((f) => {
     const s = stats(f.runs);
-    const verdict = f.goal === undefined ? "" : s.median <= f.goal ? `met (<= ${f.goal} s)` : `MISSED (goal ${f.goal} s)`;
+    let verdict = f.goal === undefined ? "" : s.median <= f.goal ? `met (<= ${f.goal} s)` : `MISSED (goal ${f.goal} s)`;
+    // The first-apply goal came with its machine's floor: judged against this machine's too.
+    if (f.name === "first apply" && s.median > f.goal!) {
+      verdict += `; ${s.median <= relative.scaledGoal ? "met" : "MISSED"} scaled to this machine's floor (<= ${relative.scaledGoal.toFixed(2)} s, see below)`;
+    }
     return { ...f, ...s, verdict };
   });
   const table = [
@@ -205,7 +210,6 @@ function report(figures: Figure[]): void {
     ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(3)} | ${r.min.toFixed(3)} | ${r.max.toFixed(3)} | ${r.verdict} |`),
   ].join("\n");
   console.log(table);
-  const relative = firstAgainstFloor(figures);
   writeReport("benchmarks.json", { runs: RUNS, rows, firstAgainstFloor: relative }, "BENCHMARKS.template.md", "BENCHMARKS.md", {
     runs: String(RUNS),
     table,

@@ -87,7 +87,7 @@ export function maxelemFor(count: number): number {
 /** Small changes go in as adds and deletes; large ones as a new set swapped in. */
 const DELTA_LIMIT = 1000;
 
-/** Members to load into a set `prepare` has just created (a new set or a scratch set). */
+/** Members to load into a set `prepare` creates (a new set or a scratch set). */
 export interface SetFill {
   name: string;
   /** The set's create line, as in `prepare`. */
