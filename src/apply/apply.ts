@@ -250,7 +250,6 @@ function withPayload(plan: Plan, step: (f: Family, payload: string) => Promise<v
   });
 }
 
-
 /**
  * Reads the kernel back and checks it holds exactly dockwall's desired part: every rule, and every
  * set's type, family and entry count (members are read only where a count differs).

@@ -26,6 +26,7 @@ export function dockerHost(): FakeNetfilter {
   return fake;
 }
 
+/** Runs `body` with a throwaway state directory and a lock of its own. */
 export async function withStore(body: (store: StateStore, lock: MemoryLock) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
   try {

@@ -4,16 +4,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { apply, ApplyError } from "../../src/apply/apply.js";
 import { parseIpsetHeaders } from "../../src/backends/ipset.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { MemoryLock } from "../../src/apply/lock.js";
-import { rollbackTarget, StateStore } from "../../src/apply/state-store.js";
+import { rollbackTarget } from "../../src/apply/state-store.js";
 import { emptyState } from "../../src/backends/rendered.js";
 import { desiredFor, dockerHost, withStore } from "./apply-fixtures.js";
 import { loc, policy } from "./fixtures.js";
@@ -132,10 +129,7 @@ test("a group nobody references any more loses its set, after the rules stop usi
 test("remove takes everything of dockwall's out, and rollback brings back the exact state", async () => {
   const fake = dockerHost();
   const nf = new Netfilter(fake, "nft");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
-  try {
-    const store = new StateStore(dir);
-    const lock = new MemoryLock();
+  await withStore(async (store, lock) => {
     const pristine = fake.snapshot();
     await applyAndRecord(nf, desiredFor(policy()), store, lock, "p.yaml");
     const applied = fake.snapshot();
@@ -144,27 +138,20 @@ test("remove takes everything of dockwall's out, and rollback brings back the ex
     const stored = await store.read();
     await applyAndRecord(nf, stored.previous!.state, store, lock, "rollback");
     assert.deepEqual(fake.snapshot(), applied);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("two applies at once are serialised by the lock", async () => {
   const fake = dockerHost();
   const nf = new Netfilter(fake, "nft");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-unit-"));
-  try {
-    const store = new StateStore(dir);
-    const lock = new MemoryLock();
+  await withStore(async (store, lock) => {
     const a = desiredFor(policy());
     const b = desiredFor(policy({ host: [{ ports: [{ from: 2222, to: 2222 }], protos: ["tcp"], from: [{ kind: "any" }], loc }] }));
     await Promise.all([applyAndRecord(nf, a, store, lock, "a"), applyAndRecord(nf, b, store, lock, "b")]);
     const stored = await store.read();
     assert.equal(stored.current!.source, "b");
     assert.ok(fake.rules("ipv4", "filter", "DOCKWALL-INPUT-OUTSIDE").some((r) => r.includes("--dport 2222")));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("an apply killed between IPv4 and IPv6 is found by the next run: finished in full, and rollback goes to the state before it", async () => {
@@ -227,7 +214,6 @@ test("rollback after an apply killed part-way goes back to the state before that
   });
 });
 
-/** Runs `body` with a throwaway state directory. */
 const memberReads = (fake: FakeNetfilter) => fake.calls.filter((c) => c.cmd === "ipset" && c.args[0] === "save").length;
 
 test("with an applied record, a no-op apply and a one-member change read no set members back", async () => {
