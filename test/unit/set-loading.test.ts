@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Netfilter } from "../../src/backends/netfilter.js";
-import { fillPayloads, type SetFill } from "../../src/backends/ipset.js";
+import { fillPayloads, maxelemFor, type SetFill } from "../../src/backends/ipset.js";
 import { apply, ApplyError, prepareSets, readLive } from "../../src/apply/apply.js";
 import { applyWhenReady } from "../../src/apply/transaction.js";
 import type { DesiredState } from "../../src/backends/rendered.js";
@@ -125,4 +125,16 @@ test("an apply refused by its guard after the sets were prepared leaves the kern
     assert.ok(fake.calls.some((c) => c.cmd === "ipset" && /^add dw4-office /m.test(c.input ?? "")), "the members were being loaded");
     assert.deepEqual(fake.snapshot(), before);
   });
+});
+
+test("a scratch set left by an interrupted run is destroyed before the next one is created: its stale members never reach the swapped set", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft", 2);
+  await apply(nf, desiredFor(big(40_000)));
+  // What a killed run leaves: the scratch set, created as the next swap will create it, half filled.
+  const stale = `create dw4-office.n hash:net family inet maxelem ${maxelemFor(45_000)}\nadd dw4-office.n 192.0.2.99\n`;
+  assert.equal((await fake.run("ipset", ["-exist", "restore"], { input: stale })).code, 0);
+  await apply(nf, desiredFor(policy({ groups: [{ name: "office", ipv4: addresses(45_000, 40_000), ipv6: [] }] })));
+  assert.deepEqual([...fake.set("dw4-office")!.members].sort(), addresses(45_000, 40_000).sort());
+  assert.equal(fake.set("dw4-office.n"), undefined);
 });
