@@ -6,7 +6,6 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -80,9 +79,7 @@ for (const mode of MODES) {
 
     it("replies and the containers' own outgoing connections keep working", async () => {
       // The stranger cannot connect in, but a container and the host can connect out to it.
-      const listener = spawn("ip", ["netns", "exec", lab.clients.stranger.ns, "socat", "TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:echo outside"], {
-        stdio: "ignore",
-      });
+      const listener = lab.spawnIn(lab.clients.stranger.ns, "socat", ["TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:echo outside"]);
       try {
         await new Promise((r) => setTimeout(r, 300));
         const fromContainer = await lab.docker(["exec", "web", "socat", "-T2", "-", `TCP:${lab.clients.stranger.ipv4}:7777,connect-timeout=2`]);

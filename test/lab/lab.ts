@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
 import { lineSplitter } from "../../src/exec/lines.js";
+import { LAB_TAG, describeLeftovers, killLeftovers, type Leftover } from "./leftovers.js";
 
 export interface LabOptions {
   /** "proxy": IPv6 reaches containers through docker-proxy (20.10's default). "ip6tables": Docker's own IPv6 DNAT. */
@@ -83,6 +84,8 @@ export class Lab {
   readonly stateDir: string;
   private readonly processes: ChildProcess[] = [];
   private dockerdPid: number | undefined;
+  /** The environment of every long-running process the lab starts: tagged, so none can outlive it unseen (leftovers.ts). */
+  private readonly env: NodeJS.ProcessEnv;
 
   private constructor(
     readonly id: string,
@@ -95,6 +98,7 @@ export class Lab {
     this.clients = { trusted: client("trusted", 10), stranger: client("stranger", 20), admin: client("admin", 30) };
     this.socket = path.join(workDir, "docker.sock");
     this.stateDir = path.join(workDir, "state");
+    this.env = { ...process.env, [LAB_TAG]: id };
   }
 
   /** Builds the whole lab; on any failure it tears down what it made and rethrows. */
@@ -173,7 +177,7 @@ export class Lab {
   /** dockerd through nsenter, not `ip netns exec` (which remounts /sys and breaks dockerd's cgroups). */
   async startDockerd(): Promise<void> {
     const log = path.join(this.workDir, "dockerd.log");
-    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore" });
+    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore", env: this.env });
     this.dockerdPid = child.pid;
     child.unref();
     for (let i = 0; i < 120; i++) {
@@ -448,8 +452,10 @@ export class Lab {
   /** A long-running dockwall (watch) in the Docker host's namespace; ended by pid in destroy(). */
   startDockwall(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}): DockwallProcess {
     const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, ...nodeFlags, CLI, ...args], {
-      env: { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
+      env: { ...this.env, DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: destroy() ends dockwall and whatever it started (flock, nft monitor) together.
+      detached: true,
     });
     child.on("error", () => undefined);
     this.processes.push(child);
@@ -467,9 +473,17 @@ export class Lab {
     return r.stdout;
   }
 
-  /** Starts a long-running process in a namespace; it is ended by pid in destroy(). */
+  /**
+   * Starts a long-running process in a namespace; destroy() ends it with its whole process group.
+   * The group matters: a host service is `sh -c "socat ... || socat ..."`, whose socat (and socat's
+   * forks) are children of the sh, so ending the sh alone left them running, orphaned.
+   */
   spawnIn(ns: string, cmd: string, args: string[], stdio: "ignore" | "pipe" = "ignore"): ChildProcess {
-    const child = spawn("ip", ["netns", "exec", ns, cmd, ...args], { stdio: stdio === "pipe" ? ["pipe", "pipe", "ignore"] : "ignore" });
+    const child = spawn("ip", ["netns", "exec", ns, cmd, ...args], {
+      stdio: stdio === "pipe" ? ["pipe", "pipe", "ignore"] : "ignore",
+      env: this.env,
+      detached: true,
+    });
     child.on("error", () => undefined);
     this.processes.push(child);
     return child;
@@ -485,26 +499,44 @@ export class Lab {
     return r.stdout;
   }
 
-  /** Containers, dockerd, the processes started here (by pid), the namespaces, the work folder. */
-  async destroy(): Promise<void> {
+  /**
+   * Containers, dockerd, the processes started here (by pid, with their process groups), the
+   * namespaces, the work folder. Returns what was still running after that orderly stop and had to
+   * be killed by its tag (nothing, when every process was ended as it should be); those are killed
+   * either way, so nothing outlives the lab.
+   */
+  async destroy(): Promise<Leftover[]> {
     if (this.dockerdPid !== undefined) {
       const ids = (await this.docker(["ps", "-aq"])).stdout.trim().split(/\s+/).filter(Boolean);
       if (ids.length) await this.docker(["rm", "-f", ...ids]);
     }
     await this.stopDockerd();
-    for (const p of this.processes) {
-      if (p.pid !== undefined && alive(p.pid)) p.kill("SIGTERM");
-    }
+    for (const p of this.processes) endGroup(p, "SIGTERM");
     await sleep(100);
-    for (const p of this.processes) {
-      if (p.pid !== undefined && alive(p.pid)) p.kill("SIGKILL");
-    }
+    for (const p of this.processes) endGroup(p, "SIGKILL");
+    await sleep(50);
+    const left = await killLeftovers(this.id);
+    if (left.length > 0) process.stderr.write(`lab ${this.id}: killed processes its orderly stop left running: ${describeLeftovers(left)}\n`);
     for (const ns of [...Object.values(this.clients).map((c) => c.ns), this.hostNs, this.segNs]) {
       if (existsSync(`/var/run/netns/${ns}`)) await runner.run("ip", ["netns", "del", ns]);
     }
     // dockerd unmounts its layers on a clean stop; anything left would keep the folder busy.
     await runner.run("sh", ["-c", `grep -o ' ${this.workDir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
     await rm(this.workDir, { recursive: true, force: true });
+    return left;
+  }
+}
+
+/** A process the lab started and its process group (spawnIn, startDockwall), ended together. */
+function endGroup(p: ChildProcess, signal: NodeJS.Signals): void {
+  // An exited (reaped) leader's pid may belong to someone else by now: its group's survivors, if
+  // any, are found by their tag instead (killLeftovers).
+  if (p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
+  try {
+    process.kill(-p.pid, signal);
+  } catch {
+    // The group is gone (or the child was not a group leader): end the process itself if it lives.
+    if (alive(p.pid)) p.kill(signal);
   }
 }
 

@@ -13,4 +13,19 @@ if [[ ! -e ${files[0]} ]]; then
   echo "lab tests: nothing built under dist/test/lab (run npm run build)" >&2
   exit 1
 fi
-exec node --test --test-concurrency=1 "${files[@]}"
+# Every process this run starts inherits this tag, so what outlives the run can be told from
+# anything else on the machine (another run, another lab).
+export DOCKWALL_LAB_RUN="$$-$RANDOM$RANDOM"
+status=0
+node --test --test-concurrency=1 "${files[@]}" || status=$?
+# A process of this run still alive now outlived its suite (a crash, a teardown that missed it; each
+# lab also sweeps its own, lab.ts): that fails the run, and they are ended here, by pid, so nothing
+# is left on the machine.
+left=$(grep -lsa "DOCKWALL_LAB_RUN=$DOCKWALL_LAB_RUN" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true)
+if [[ -n $left ]]; then
+  echo "lab tests: processes left running after the suites:" >&2
+  for pid in $left; do echo "  $pid $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" >&2; done
+  kill -9 $left 2>/dev/null || true
+  status=1
+fi
+exit "$status"
