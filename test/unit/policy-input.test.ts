@@ -477,3 +477,11 @@ test("the CLI on hostile files: exit 1, FILE:LINE:COL lines, no stack trace", { 
     }
   });
 });
+
+test("duplicate keys are found in every mapping by their text (quoted or not), each at the repeated key", async () => {
+  assert.deepEqual(await errorsOf('host:\n  - port: 22\n    "port": 23\ngroups:\n  a: [192.0.2.1]\n  b: [192.0.2.2]\n  \'a\': [192.0.2.3]\nx: { y: 1, y: 2 }\n'), [
+    `${FILE}:3:5: duplicate key (each key may appear once in a mapping)`,
+    `${FILE}:7:3: duplicate key (each key may appear once in a mapping)`,
+    `${FILE}:8:12: duplicate key (each key may appear once in a mapping)`,
+  ]);
+});
