@@ -217,6 +217,8 @@ function warnLockout(r: Reader, policy: Policy, root: Node): void {
  * error stands at the entry that takes the count over, with that entry's own product.
  */
 function limitRules(r: Reader, policy: Policy): void {
+  // A walk cut short by the item limit has partial lists: its one error says enough.
+  if (r.stopped) return;
   let rules = policy.trusted.length + (policy.swarm?.peers.length ?? 0);
   for (const entry of [...policy.host, ...policy.containers]) {
     const own = entry.from.length * entry.protos.length * entry.ports.length;
