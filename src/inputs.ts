@@ -11,8 +11,10 @@
  * The kernel is read and compared every time; only the compile is skipped.
  */
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import type { Facts } from "./facts/types.js";
+import { GROUP_FILE_LIMIT, POLICY_LIMIT } from "./policy/limits.js";
+import { readRegularFile, readTextWithin, type ReadText } from "./policy/read-file.js";
 import { VERSION } from "./version.js";
 
 export interface FileInput {
@@ -56,8 +58,8 @@ export function factsDigest(facts: Facts): string {
 export class RecordingReader {
   readonly texts = new Map<string, string>();
 
-  readonly read = async (file: string): Promise<string> => {
-    const text = await readFile(file, "utf8");
+  readonly read: ReadText = async (file, limit) => {
+    const text = await readTextWithin(file, limit);
     this.texts.set(file, text);
     return text;
   };
@@ -76,7 +78,11 @@ export async function reread(inputs: CompileInputs, policyFile: string): Promise
   // A record from an older dockwall may lack fields: it is simply not built on.
   if (inputs?.policy?.path !== policyFile || !Array.isArray(inputs.groupFiles) || inputs.code !== (await codeIdentity())) return undefined;
   try {
-    const [policy, ...groups] = await Promise.all([policyFile, ...inputs.groupFiles.map((g) => g.path)].map((p) => readFile(p)));
+    // Read as the loader reads (regular files only, bounded): a FIFO put in a file's place must not hang here.
+    const [policy, ...groups] = await Promise.all([
+      readRegularFile(policyFile, POLICY_LIMIT),
+      ...inputs.groupFiles.map((g) => readRegularFile(g.path, GROUP_FILE_LIMIT)),
+    ]);
     if (digest(policy!) !== inputs.policy.digest) return undefined;
     return {
       changed: inputs.groupFiles.flatMap((input, i) => (digest(groups[i]!) === input.digest ? [] : [{ input, text: groups[i]!.toString("utf8") }])),

@@ -4,6 +4,7 @@
  */
 import ipaddr from "ipaddr.js";
 import type { Cidr } from "./types.js";
+import { quote } from "./quote.js";
 
 export type CidrParse =
   | { ok: true; cidr: Cidr; /** set when the input had host bits; the value is what the user wrote */ hostBits?: string }
@@ -11,25 +12,45 @@ export type CidrParse =
 
 /** The warning for a CIDR written with host bits, wherever it was written (policy or group file). */
 export function hostBitsWarning(parsed: CidrParse): string | undefined {
-  return parsed.ok && parsed.hostBits !== undefined ? `"${parsed.hostBits}" has host bits set; using ${parsed.cidr.cidr}` : undefined;
+  return parsed.ok && parsed.hostBits !== undefined ? `${quote(parsed.hostBits)} has host bits set; using ${parsed.cidr.cidr}` : undefined;
 }
 
+/**
+ * The start of the message for a /0 (0.0.0.0/0, ::/0, 1.2.3.4/0), or undefined for any other prefix.
+ * No /0 is taken anywhere in a policy: ipset's hash:net cannot hold one, and iptables prints
+ * `-s 0.0.0.0/0` back as no match at all, so the rules could never be verified; "every source" is
+ * spelled `any` (or, in `from`, by leaving it out). The caller says what to write instead.
+ */
+export function everyAddress(text: string, c: Cidr): string | undefined {
+  if (!c.cidr.endsWith("/0")) return undefined;
+  return `${quote(text)} is every ${c.family === "ipv4" ? "IPv4" : "IPv6"} address (prefix length 0)`;
+}
+
+/** The whole message for a /0 in a group (inline or in a group file). */
+export function everyAddressInGroup(text: string, c: Cidr): string | undefined {
+  const start = everyAddress(text, c);
+  return start && `${start}, which can never be a group member: to let every source in, write any where the group is used`;
+}
+
+const MAX_CIDR_CHARS = 64;
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /** Parses "198.51.100.7", "203.0.113.0/24", "2001:db8::/48"; host bits are cleared, not refused. */
 export function parseCidr(text: string): CidrParse {
+  // The longest address with a prefix is 49 characters (an IPv6 with a dotted-quad tail and /128).
+  if (text.length > MAX_CIDR_CHARS) return { ok: false, message: `${quote(text)} is not an IPv4 or IPv6 address or CIDR` };
   const slash = text.indexOf("/");
   const addr = slash < 0 ? text : text.slice(0, slash);
   const prefixText = slash < 0 ? undefined : text.slice(slash + 1);
   if (IPV4.test(addr)) return parseV4(addr, prefixText, text);
   if (addr.includes(":")) return parseV6(addr, prefixText, text);
-  return { ok: false, message: `"${text}" is not an IPv4 or IPv6 address or CIDR` };
+  return { ok: false, message: `${quote(text)} is not an IPv4 or IPv6 address or CIDR` };
 }
 
 function parsePrefix(prefixText: string | undefined, max: number, text: string): number | string {
   if (prefixText === undefined) return max;
   if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) {
-    return `"${text}": prefix length must be 0-${max}`;
+    return `${quote(text)}: prefix length must be 0-${max}`;
   }
   return Number(prefixText);
 }
@@ -102,10 +123,10 @@ function parseV4(addr: string, prefixText: string | undefined, text: string): Ci
   let value = 0;
   for (const o of octets) {
     if (o.length > 1 && o.startsWith("0")) {
-      return { ok: false, message: `"${text}": octet "${o}" has a leading zero (octal or decimal is ambiguous)` };
+      return { ok: false, message: `${quote(text)}: octet "${o}" has a leading zero (octal or decimal is ambiguous)` };
     }
     const n = Number(o);
-    if (n > 255) return { ok: false, message: `"${text}": octet ${n} is larger than 255` };
+    if (n > 255) return { ok: false, message: `${quote(text)}: octet ${o} is larger than 255` };
     value = value * 256 + n;
   }
   const prefix = parsePrefix(prefixText, 32, text);
@@ -118,15 +139,15 @@ function parseV4(addr: string, prefixText: string | undefined, text: string): Ci
 }
 
 function parseV6(addr: string, prefixText: string | undefined, text: string): CidrParse {
-  if (addr.includes("%")) return { ok: false, message: `"${text}": zone indexes (%) are not allowed in a firewall address` };
+  if (addr.includes("%")) return { ok: false, message: `${quote(text)}: zone indexes (%) are not allowed in a firewall address` };
   if (!ipaddr.IPv6.isValid(addr)) {
-    return { ok: false, message: `"${text}" is not a valid IPv6 address` };
+    return { ok: false, message: `${quote(text)} is not a valid IPv6 address` };
   }
   const parsed = ipaddr.IPv6.parse(addr);
   if (parsed.isIPv4MappedAddress()) {
     return {
       ok: false,
-      message: `"${text}" is an IPv4-mapped IPv6 address, which never reaches ip6tables; write ${parsed.toIPv4Address().toString()}`,
+      message: `${quote(text)} is an IPv4-mapped IPv6 address, which never reaches ip6tables; write ${parsed.toIPv4Address().toString()}`,
     };
   }
   const prefix = parsePrefix(prefixText, 128, text);

@@ -1,4 +1,6 @@
 /** A problem in a policy or group file, pinned to where the user wrote it. */
+import { escapeControls } from "./quote.js";
+
 export interface PolicyError {
   file: string;
   /** 1-based */
@@ -8,9 +10,12 @@ export interface PolicyError {
   message: string;
 }
 
-/** The one spelling every command prints: `FILE:LINE:COL: message`, as compilers do, so editors can jump to it. */
+/**
+ * The one spelling every command prints: `FILE:LINE:COL: message`, as compilers do, so editors can jump to it.
+ * A group file's name comes from the policy: a control character in it would start a line of its own.
+ */
 export function formatPolicyError(e: PolicyError): string {
-  return `${e.file}:${e.line}:${e.col}: ${e.message}`;
+  return `${escapeControls(e.file)}:${e.line}:${e.col}: ${e.message}`;
 }
 
 /** Errors in reading order: the policy file first, other files as first seen, then line and column. */
@@ -21,4 +26,11 @@ export function sortPolicyErrors(errors: PolicyError[], primary?: string): Polic
   return [...errors].sort(
     (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,
   );
+}
+
+/** The first `max` (already sorted), and one more line counting the rest, pinned where the first unshown one is. */
+export function firstErrors(errors: PolicyError[], max: number, what = "errors"): PolicyError[] {
+  if (errors.length <= max) return errors;
+  const next = errors[max]!;
+  return [...errors.slice(0, max), { ...next, message: `${errors.length - max} more ${what} not shown` }];
 }

@@ -3,8 +3,9 @@
  * hundreds of thousands of lines (blocklists), so this is a plain loop with no YAML and no
  * per-line allocation beyond the result.
  */
-import { distinct, hostBitsWarning, memberSpelling, parseCidr, scannedV4Member, scanV4 } from "./addresses.js";
+import { distinct, everyAddressInGroup, hostBitsWarning, memberSpelling, parseCidr, scannedV4Member, scanV4 } from "./addresses.js";
 import type { PolicyError } from "./errors.js";
+import { GROUP_FILE_MAX_MESSAGES } from "./limits.js";
 
 /** Members in Group spelling (see policy/types.ts). */
 export interface GroupFile {
@@ -14,15 +15,17 @@ export interface GroupFile {
   warnings: PolicyError[];
 }
 
-/** At most this many errors from one file: a wrong file (a binary, a CSV) should not flood the terminal. */
-const MAX_ERRORS = 20;
-
 export function parseGroupFile(text: string, file: string): GroupFile {
   const out: GroupFile = { ipv4: [], ipv6: [], errors: [], warnings: [] };
   const v4Keys: number[] = [];
   let errorCount = 0;
+  let warningCount = 0;
   let lineNo = 0;
   let start = 0;
+  const error = (col: number, message: string) => {
+    errorCount++;
+    if (errorCount <= GROUP_FILE_MAX_MESSAGES) out.errors.push({ file, line: lineNo, col, message });
+  };
   while (start <= text.length) {
     let end = text.indexOf("\n", start);
     if (end < 0) end = text.length;
@@ -34,7 +37,8 @@ export function parseGroupFile(text: string, file: string): GroupFile {
     const trimmed = line.trim();
     if (trimmed === "") continue;
     const key = scanV4(trimmed);
-    if (key >= 0) {
+    // A prefix of 0 (key % 64) goes the slow way, to its error.
+    if (key >= 0 && key % 64 !== 0) {
       out.ipv4.push(scannedV4Member(trimmed, key));
       v4Keys.push(key);
       continue;
@@ -42,12 +46,16 @@ export function parseGroupFile(text: string, file: string): GroupFile {
     const col = line.indexOf(trimmed) + 1;
     const parsed = parseCidr(trimmed);
     if (!parsed.ok) {
-      errorCount++;
-      if (errorCount <= MAX_ERRORS) out.errors.push({ file, line: lineNo, col, message: parsed.message });
+      error(col, parsed.message);
+      continue;
+    }
+    const everything = everyAddressInGroup(trimmed, parsed.cidr);
+    if (everything) {
+      error(col, everything);
       continue;
     }
     const warning = hostBitsWarning(parsed);
-    if (warning) out.warnings.push({ file, line: lineNo, col, message: warning });
+    if (warning && ++warningCount <= GROUP_FILE_MAX_MESSAGES) out.warnings.push({ file, line: lineNo, col, message: warning });
     const member = memberSpelling(parsed.cidr);
     if (parsed.cidr.family === "ipv6") {
       out.ipv6.push(member);
@@ -58,8 +66,14 @@ export function parseGroupFile(text: string, file: string): GroupFile {
   }
   out.ipv4 = hasDuplicateKeys(v4Keys) ? distinct(out.ipv4) : out.ipv4;
   out.ipv6 = distinct(out.ipv6);
-  if (errorCount > MAX_ERRORS) {
-    out.errors.push({ file, line: lineNo, col: 1, message: `${errorCount - MAX_ERRORS} more bad lines not shown` });
+  if (errorCount > GROUP_FILE_MAX_MESSAGES) {
+    out.errors.push({ file, line: lineNo, col: 1, message: `${errorCount - GROUP_FILE_MAX_MESSAGES} more bad lines not shown` });
+  }
+  if (warningCount > GROUP_FILE_MAX_MESSAGES) {
+    out.warnings.push({ file, line: lineNo, col: 1, message: `${warningCount - GROUP_FILE_MAX_MESSAGES} more lines with host bits set not shown` });
+  }
+  if (errorCount === 0 && out.ipv4.length === 0 && out.ipv6.length === 0) {
+    out.warnings.push({ file, line: 1, col: 1, message: "the file holds no addresses: its group matches no source" });
   }
   return out;
 }

@@ -6,48 +6,64 @@
  * those positions), and cross-references (group names) must be checked even when other parts of the
  * file are wrong, so that one run reports everything.
  */
-import { readFile as fsReadFile } from "node:fs/promises";
 import path from "node:path";
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from "yaml";
-import { distinct, hostBitsWarning, memberSpelling, parseCidr } from "./addresses.js";
+import { LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, type Alias, type Document, type Node, type Pair, type Scalar } from "yaml";
+import { distinct, everyAddress, everyAddressInGroup, hostBitsWarning, memberSpelling, parseCidr } from "./addresses.js";
 import { mergePortRanges, parsePort } from "./ports.js";
-import { sortPolicyErrors, type PolicyError } from "./errors.js";
-import { parseGroupFile } from "./group-file.js";
+import { firstErrors, sortPolicyErrors, type PolicyError } from "./errors.js";
+import { parseGroupFile, type GroupFile } from "./group-file.js";
+import { GROUP_FILE_LIMIT, GROUP_FILES_MAX_BYTES, MAX_ERRORS_SHOWN, POLICY_LIMIT, POLICY_MAX_ITEMS, POLICY_MAX_RULES } from "./limits.js";
+import { escapeControls, quote } from "./quote.js";
+import { readFailure, readTextWithin, readWithin, size, type ReadLimit, type ReadText } from "./read-file.js";
 import type { Cidr, ContainerOpening, Group, Location, Opening, Policy, PortRange, Proto, Route, Source } from "./types.js";
 
 export type LoadResult =
   | { ok: true; policy: Policy; warnings: PolicyError[] }
   | { ok: false; errors: PolicyError[]; warnings: PolicyError[] };
 
-export type ReadText = (file: string) => Promise<string>;
+export type { ReadLimit, ReadText } from "./read-file.js";
 
 const GROUP_NAME = /^[A-Za-z0-9_-]{1,24}$/;
 // IFNAMSIZ is 16 with the NUL; a trailing + is iptables' wildcard.
 const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}\+?$/;
 const CONTAINER_NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+// The name goes into a rule comment ("container NAME PORT/PROTO"), which iptables caps at 255 bytes.
+const CONTAINER_NAME_MAX = 128;
 const LOG_RATE = /^([1-9]\d{0,3})\/(second|minute|hour|day)$/;
+
+/** The lists of sources, with what to say when one is empty and what to write instead of a /0. */
+const SOURCE_LISTS = {
+  from: { empty: "from is empty: nobody could connect; list sources, or leave it out for anyone", everyone: "leave from out, or write any (every source)" },
+  trusted: { empty: "trusted is empty: list trusted sources, or leave trusted out", everyone: "to trust every source write any (it opens every port to everyone)" },
+  "swarm peers": { empty: "swarm peers is empty: list the other swarm nodes, or leave swarm out", everyone: "write any (every source)" },
+};
+type SourceList = keyof typeof SOURCE_LISTS;
 
 const TOP_KEYS = ["interfaces", "groups", "trusted", "host", "containers", "routes", "swarm", "icmp", "default", "log"];
 const HOST_KEYS = ["port", "proto", "from"];
 const CONTAINER_KEYS = ["port", "proto", "from", "container"];
 
-export async function loadPolicy(file: string, readText: ReadText = (p) => fsReadFile(p, "utf8")): Promise<LoadResult> {
+export async function loadPolicy(file: string, readText: ReadText = readTextWithin): Promise<LoadResult> {
   let text: string;
   try {
-    text = await readText(file);
+    text = await readWithin(readText, file, POLICY_LIMIT);
   } catch (err) {
-    return { ok: false, errors: [{ file, line: 1, col: 1, message: `cannot read the policy file: ${reason(err)}` }], warnings: [] };
+    return { ok: false, errors: [{ file, line: 1, col: 1, message: `cannot read the policy file: ${readFailure(err)}` }], warnings: [] };
   }
   return loadPolicyText(text, file, readText);
 }
 
 export async function loadPolicyText(text: string, file: string, readText: ReadText): Promise<LoadResult> {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true });
+  // Duplicate keys are found below: yaml's uniqueKeys compares each key with every key before it
+  // (1 MB of group names: 86 s).
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, strict: true });
   const r = new Reader(file, doc, lineCounter);
   for (const e of doc.errors) r.errorAtOffset(e.pos[0], yamlMessage(e.code, e.message));
   for (const w of doc.warnings) r.warnAtOffset(w.pos[0], yamlMessage(w.code, w.message));
-  if (doc.errors.length > 0) return r.result(undefined);
+  const duplicates = duplicateKeys(doc.contents);
+  for (const key of duplicates) r.error(key, yamlMessage("DUPLICATE_KEY", ""));
+  if (doc.errors.length > 0 || duplicates.length > 0) return r.result(undefined);
 
   const root = r.resolve(doc.contents);
   if (root === null || (isScalar(root) && root.value === null)) {
@@ -83,10 +99,12 @@ export async function loadPolicyText(text: string, file: string, readText: ReadT
     else r.error(top.swarm, "swarm needs peers: the addresses or groups of the other swarm nodes");
   }
   policy.groups = await groupsPending;
-  if (!top.host && !top.containers && !top.trusted) {
+  // `host: []` says "no host port" and is taken as written; but all of them empty opens nothing at all.
+  if ([top.host, top.containers, top.trusted].every((n) => n === undefined || r.emptyList(n))) {
     r.error(root, "the policy opens nothing: write at least one of host, containers or trusted");
   }
   warnLockout(r, policy, root);
+  limitRules(r, policy);
   return r.result(policy);
 }
 
@@ -97,7 +115,7 @@ interface DeclaredGroup {
 
 function declareGroups(r: Reader, node: Node): DeclaredGroup[] {
   const map = r.mapping(node, "groups");
-  if (!map) return [];
+  if (!map || !r.take(node, map.items.length)) return [];
   const out: DeclaredGroup[] = [];
   for (const pair of map.items as Pair<Node, Node>[]) {
     const name = r.key(pair);
@@ -105,7 +123,7 @@ function declareGroups(r: Reader, node: Node): DeclaredGroup[] {
     if (!GROUP_NAME.test(name) || name === "any") {
       r.error(pair.key, name === "any"
         ? `"any" is reserved (it means every source) and cannot name a group`
-        : `group name "${name}" must be 1-24 letters, digits, _ or -`);
+        : `group name ${quote(name)} must be 1-24 letters, digits, _ or -`);
       continue;
     }
     out.push({ name, value: (pair.value ?? pair.key) as Node });
@@ -113,32 +131,71 @@ function declareGroups(r: Reader, node: Node): DeclaredGroup[] {
   return out;
 }
 
-/** Members: literal lists inline, or `{ file: PATH }` read (relative to the policy file) in parallel. */
+/**
+ * Members: literal lists inline, or `{ file: PATH }` read relative to the policy file. The files are
+ * read one after another, each within what the budget for all of them has left (see limits.ts), and
+ * a file named by several groups is read and parsed once.
+ */
 async function readGroups(r: Reader, declared: DeclaredGroup[], readText: ReadText): Promise<Group[]> {
-  const pending = declared.map(async ({ name, value }): Promise<Group | undefined> => {
+  const files = new Map<string, Promise<GroupFile | string>>();
+  let bytesLeft = GROUP_FILES_MAX_BYTES;
+  const readOnce = (resolved: string): Promise<GroupFile | string> => {
+    const known = files.get(resolved);
+    if (known) return known;
+    const used = GROUP_FILES_MAX_BYTES - bytesLeft;
+    const limit: ReadLimit = {
+      ...GROUP_FILE_LIMIT,
+      maxBytes: bytesLeft,
+      sizeRule: `group files may hold ${size(GROUP_FILES_MAX_BYTES)}, all of them together` + (used > 0 ? `, and those before this one hold ${size(used)}` : ""),
+    };
+    const parsed = readWithin(readText, resolved, limit).then(
+      (text) => {
+        // UTF-16 units, as readWithin counts: the bytes themselves for the ASCII of address lists.
+        bytesLeft -= text.length;
+        return parseGroupFile(text, resolved);
+      },
+      (err: unknown) => readFailure(err),
+    );
+    files.set(resolved, parsed);
+    return parsed;
+  };
+  const out: Group[] = [];
+  for (const { name, value } of declared) {
     const node = r.resolve(value);
-    if (!node || !isMap(node)) return { name, ...splitFamilies(r.cidrs(value, `group "${name}"`)) };
+    if (r.broken(value)) continue;
+    if (!node || !isMap(node)) {
+      const cidrs = r.cidrs(value, `group "${name}"`, "group");
+      if (cidrs.length === 0 && r.emptyList(value)) r.warn(value, `group "${name}" has no members: it matches no source`);
+      out.push({ name, ...splitFamilies(cidrs) });
+      continue;
+    }
     const fileNode = r.entries(node, ["file"]).file;
     if (fileNode === undefined) {
       r.error(node, `group "${name}" needs a list of addresses or { file: PATH }`);
-      return undefined;
+      continue;
     }
     const fileName = r.string(fileNode, "file");
-    if (fileName === undefined) return undefined;
-    const resolved = path.isAbsolute(fileName) ? fileName : path.join(path.dirname(r.file), fileName);
-    let text: string;
-    try {
-      text = await readText(resolved);
-    } catch (err) {
-      r.error(fileNode, `cannot read group file ${resolved}: ${reason(err)}`);
-      return undefined;
+    if (fileName === undefined) continue;
+    if (fileName === "" || escapeControls(fileName) !== fileName) {
+      r.error(fileNode, fileName === "" ? "file needs a path" : `the file name ${quote(fileName)} holds a control character`);
+      continue;
     }
-    const parsed = parseGroupFile(text, resolved);
-    r.errors.push(...parsed.errors);
-    r.warnings.push(...parsed.warnings);
-    return { name, ipv4: parsed.ipv4, ipv6: parsed.ipv6, file: resolved };
-  });
-  return (await Promise.all(pending)).filter((g): g is Group => g !== undefined);
+    // A policy cut short by the item limit reads no more files: it is refused anyway.
+    if (r.stopped) break;
+    const resolved = path.isAbsolute(fileName) ? fileName : path.join(path.dirname(r.file), fileName);
+    const first = !files.has(resolved);
+    const parsed = await readOnce(resolved);
+    if (typeof parsed === "string") {
+      r.error(fileNode, `cannot read group file ${escapeControls(resolved)}: ${parsed}`);
+      continue;
+    }
+    if (first) {
+      r.errors.push(...parsed.errors);
+      r.warnings.push(...parsed.warnings);
+    }
+    out.push({ name, ipv4: parsed.ipv4, ipv6: parsed.ipv6, file: resolved });
+  }
+  return out;
 }
 
 export function splitFamilies(cidrs: Cidr[]): { ipv4: string[]; ipv6: string[] } {
@@ -155,24 +212,95 @@ function warnLockout(r: Reader, policy: Policy, root: Node): void {
   if (!opens22) r.warn(root, "no host entry opens port 22/tcp: applying this from an SSH session will cut it off for new connections");
 }
 
-function reason(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code === "ENOENT") return "no such file";
-  if (e?.code === "EACCES") return "permission denied";
-  if (e?.code === "EISDIR") return "it is a directory";
-  return e?.message ?? String(err);
+/**
+ * Rules the entries ask for (see POLICY_MAX_RULES): one per source, protocol and port range. The
+ * error stands at the entry that takes the count over, with that entry's own product.
+ */
+function limitRules(r: Reader, policy: Policy): void {
+  // A walk cut short by the item limit has partial lists: its one error says enough.
+  if (r.stopped) return;
+  let rules = policy.trusted.length + (policy.swarm?.peers.length ?? 0);
+  for (const entry of [...policy.host, ...policy.containers]) {
+    const own = entry.from.length * entry.protos.length * entry.ports.length;
+    rules += own;
+    if (rules <= POLICY_MAX_RULES) continue;
+    r.errors.push({
+      ...entry.loc,
+      message:
+        `this entry opens ${entry.from.length} sources × ${entry.ports.length} ports × ${entry.protos.length} protocols = ${own.toLocaleString("en-US")} rules, ` +
+        `which takes the policy over the ${POLICY_MAX_RULES.toLocaleString("en-US")} it may compile into: put the sources in a group (one rule for all of them) or the ports in ranges`,
+    });
+    return;
+  }
 }
 
+/** The YAML library's message on one line, without its own position (ours is in front). */
 function yamlMessage(code: string, message: string): string {
   if (code === "DUPLICATE_KEY") return "duplicate key (each key may appear once in a mapping)";
+  // Nesting deep enough to exhaust the parser's stack: a policy needs five levels.
+  if (/Maximum call stack/.test(message)) return "YAML: nested too deeply (a policy needs only a few levels)";
   const first = message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
-  return `YAML: ${first}`;
+  return `YAML: ${escapeControls(first.length > 200 ? `${first.slice(0, 200)}…` : first)}`;
+}
+
+/** The text of a scalar as written (`0x50`, not 80; `1e3`, not "1000"); undefined for null and non-text values. */
+function scalarText(n: Scalar): string | undefined {
+  const v = n.value;
+  if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean" && typeof v !== "bigint") return undefined;
+  return typeof n.source === "string" ? n.source : String(v);
+}
+
+/** Keys written twice in one mapping (the second and later), by their text as written; one pass over the document. */
+function duplicateKeys(root: unknown): Node[] {
+  const out: Node[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (isMap(n)) {
+      const seen = new Set<string>();
+      for (const pair of n.items) {
+        const key = pair.key;
+        const text = !isScalar(key) ? undefined : key.value === null ? "\0null" : scalarText(key);
+        if (text !== undefined && seen.has(text)) out.push(key as Node);
+        if (text !== undefined) seen.add(text);
+        stack.push(pair.key, pair.value);
+      }
+    } else if (isSeq(n)) {
+      for (const item of n.items) stack.push(item);
+    }
+  }
+  return out;
+}
+
+/** Every alias with the node it stands for: the last node anchored with its name before it, as YAML defines. */
+function aliasTargets(root: unknown): Map<Alias, Node | undefined> {
+  const targets = new Map<Alias, Node | undefined>();
+  const anchors = new Map<string, Node>();
+  // Iterative, in document order: a deeply nested document must not exhaust the stack here.
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (isAlias(n)) {
+      targets.set(n, anchors.get(n.source));
+    } else if (isPair(n)) {
+      stack.push(n.value, n.key);
+    } else if (isNode(n)) {
+      if (n.anchor) anchors.set(n.anchor, n);
+      if (isMap(n) || isSeq(n)) for (let i = n.items.length - 1; i >= 0; i--) stack.push(n.items[i]);
+    }
+  }
+  return targets;
 }
 
 /** The typed walk over the YAML tree; every check records an error at the node and carries on. */
 class Reader {
   readonly errors: PolicyError[] = [];
   readonly warnings: PolicyError[] = [];
+  /** Set once POLICY_MAX_ITEMS is passed: nothing more is walked or reported. */
+  stopped = false;
+  private itemsLeft = POLICY_MAX_ITEMS;
+  private targets?: Map<Alias, Node | undefined>;
+  private readonly reportedAliases = new Set<Alias>();
 
   constructor(
     readonly file: string,
@@ -181,9 +309,9 @@ class Reader {
   ) {}
 
   result(policy: Policy | undefined): LoadResult {
-    const warnings = sortPolicyErrors(this.warnings, this.file);
+    const warnings = firstErrors(sortPolicyErrors(this.warnings, this.file), MAX_ERRORS_SHOWN, "warnings");
     if (policy === undefined || this.errors.length > 0) {
-      return { ok: false, errors: sortPolicyErrors(this.errors, this.file), warnings };
+      return { ok: false, errors: firstErrors(sortPolicyErrors(this.errors, this.file), MAX_ERRORS_SHOWN), warnings };
     }
     return { ok: true, policy, warnings };
   }
@@ -203,29 +331,70 @@ class Reader {
     return this.position(range ? range[0] : 0);
   }
   error(node: unknown, message: string): void {
-    this.errors.push({ ...this.at(node), message });
+    if (!this.stopped) this.errors.push({ ...this.at(node), message });
   }
   warn(node: unknown, message: string): void {
-    this.warnings.push({ ...this.at(node), message });
+    if (!this.stopped) this.warnings.push({ ...this.at(node), message });
   }
 
+  /**
+   * Counts `count` more keys, items or addresses against POLICY_MAX_ITEMS; false once it is passed
+   * (the caller then walks no further). Aliases are counted each time they are used, so a small file
+   * whose aliases repeat big lists stops here.
+   */
+  take(node: unknown, count: number): boolean {
+    if (this.stopped) return false;
+    this.itemsLeft -= count;
+    if (this.itemsLeft >= 0) return true;
+    this.error(
+      node,
+      `the policy holds more than ${POLICY_MAX_ITEMS.toLocaleString("en-US")} keys, list items and addresses (an alias counts its list again each time): ` +
+        "checking stopped here; long address lists belong in a group file",
+    );
+    this.stopped = true;
+    return false;
+  }
+
+  /**
+   * The node an alias stands for (reported once where it is unknown: null then, see broken), or the node.
+   * Not yaml's Alias.resolve: that walks the whole document for every alias, quadratic in aliases.
+   */
   resolve(node: unknown): Node | null {
     if (node === null || node === undefined) return null;
-    if (isAlias(node)) return (node.resolve(this.doc) as Node | undefined) ?? null;
-    return node as Node;
+    if (!isAlias(node)) return node as Node;
+    this.targets ??= aliasTargets(this.doc.contents);
+    const target = this.targets.get(node);
+    if (target === undefined && !this.reportedAliases.has(node)) {
+      this.reportedAliases.add(node);
+      this.error(node, `unknown alias ${quote(`*${node.source}`)}: an alias must come after its anchor (&${escapeControls(node.source)} before it)`);
+    }
+    return target ?? null;
+  }
+
+  /** An alias without an anchor: already reported, so callers add nothing of their own. */
+  broken(node: unknown): boolean {
+    return isAlias(node) && this.resolve(node) === null;
+  }
+
+  /** A list written with no items (`[]`), alias or not. */
+  emptyList(node: Node): boolean {
+    const n = this.resolve(node);
+    return n !== null && isSeq(n) && n.items.length === 0;
   }
 
   key(pair: Pair<Node, Node>): string | undefined {
     const k = this.resolve(pair.key);
-    if (k && isScalar(k) && typeof k.value === "string") return k.value;
-    this.error(pair.key, "keys must be plain names");
+    // `80:` or `true:` as a key is its text, as for values.
+    const text = k && isScalar(k) ? scalarText(k) : undefined;
+    if (text !== undefined && text !== "") return text;
+    if (!this.broken(pair.key)) this.error(pair.key, "keys must be plain names");
     return undefined;
   }
 
   mapping(node: Node, what: string) {
     const n = this.resolve(node);
     if (n && isMap(n)) return n;
-    this.error(node, `${what} must be a mapping (key: value)`);
+    if (!this.broken(node)) this.error(node, `${what} must be a mapping (key: value)`);
     return undefined;
   }
 
@@ -233,12 +402,12 @@ class Reader {
   entries(node: Node, known: string[]): Record<string, Node> {
     const out: Record<string, Node> = {};
     const map = this.resolve(node);
-    if (!map || !isMap(map)) return out;
+    if (!map || !isMap(map) || !this.take(node, map.items.length)) return out;
     for (const pair of map.items as Pair<Node, Node>[]) {
       const name = this.key(pair);
       if (name === undefined) continue;
       if (!known.includes(name)) {
-        this.error(pair.key, `unknown key "${name}"${didYouMean(name, known)}; expected one of: ${known.join(", ")}`);
+        this.error(pair.key, `unknown key ${quote(name)}${didYouMean(name, known)}; expected one of: ${known.join(", ")}`);
         continue;
       }
       // An explicit null (`from:` with nothing after it) is reported where it stands, not as "missing".
@@ -251,53 +420,63 @@ class Reader {
   /** A list, or a single item written without brackets. */
   items(node: Node): Node[] {
     const n = this.resolve(node);
-    if (n && isSeq(n)) return (n.items as Node[]).map((i) => this.resolve(i) ?? i);
-    return n ? [n] : [];
+    if (n && isSeq(n)) return this.take(node, n.items.length) ? (n.items as Node[]).map((i) => this.resolve(i) ?? i) : [];
+    return n && this.take(node, 1) ? [n] : [];
   }
 
   list<T>(node: Node, each: (n: Node) => T | undefined): T[] {
     const n = this.resolve(node);
     if (!n || !isSeq(n)) {
-      this.error(node, "expected a list (- item, or [a, b])");
+      if (!this.broken(node)) this.error(node, "expected a list (- item, or [a, b])");
       return [];
     }
+    if (!this.take(node, n.items.length)) return [];
     return (n.items as Node[]).map((i) => each(this.resolve(i) ?? i)).filter((x): x is T => x !== undefined);
   }
 
+  /** A scalar's text as written (see scalarText). */
   string(node: Node, what: string): string | undefined {
     const n = this.resolve(node);
-    if (n && isScalar(n) && (typeof n.value === "string" || typeof n.value === "number")) return String(n.value);
-    this.error(node, `${what} must be a single value`);
+    const text = n && isScalar(n) ? scalarText(n) : undefined;
+    if (text !== undefined) return text;
+    if (!this.broken(node)) this.error(node, n && isScalar(n) && n.value === null ? `${what} has no value` : `${what} must be a single value`);
     return undefined;
   }
 
   choice<T extends string>(node: Node, options: readonly T[], what: string, fallback: T): T {
     const v = this.string(node, what);
     if (v !== undefined && (options as readonly string[]).includes(v)) return v as T;
-    if (v !== undefined) this.error(node, `${what} must be ${options.join(" or ")}, not "${v}"`);
+    if (v !== undefined) this.error(node, `${what} must be ${options.join(" or ")}, not ${quote(v)}`);
     return fallback;
   }
 
-  cidrs(node: Node, what: string): Cidr[] {
+  cidrs(node: Node, what: string, place: "group"): Cidr[] {
     const out: Cidr[] = [];
     const n = this.resolve(node);
     if (!n || !isSeq(n)) {
-      this.error(node, `${what} must be a list of addresses or CIDRs, or { file: PATH }`);
+      if (!this.broken(node)) this.error(node, `${what} must be a list of addresses or CIDRs, or { file: PATH }`);
       return out;
     }
+    if (!this.take(node, n.items.length)) return out;
     for (const item of n.items as Node[]) {
       const text = this.string(item, "an address");
       if (text === undefined) continue;
-      const c = this.cidr(item, text);
+      const c = this.cidr(item, text, place);
       if (c) out.push(c);
     }
     return out;
   }
 
-  cidr(node: Node, text: string): Cidr | undefined {
+  /** `place` says what a /0 should have been written as there: none is taken (see everyAddress). */
+  cidr(node: Node, text: string, place: SourceList | "group"): Cidr | undefined {
     const parsed = parseCidr(text);
     if (!parsed.ok) {
       this.error(node, parsed.message);
+      return undefined;
+    }
+    const everything = place === "group" ? everyAddressInGroup(text, parsed.cidr) : everyAddress(text, parsed.cidr);
+    if (everything) {
+      this.error(node, place === "group" ? everything : `${everything}: ${SOURCE_LISTS[place].everyone}`);
       return undefined;
     }
     const warning = hostBitsWarning(parsed);
@@ -306,46 +485,54 @@ class Reader {
   }
 
   /** `from`, `trusted`, `peers`: "any", group names, literal addresses and CIDRs. */
-  sources(node: Node, groups: Set<string>, what: string): Source[] {
+  sources(node: Node, groups: Set<string>, what: SourceList): Source[] {
     const out: Source[] = [];
     const list = this.items(node);
-    if (list.length === 0) this.error(node, `${what} is empty: nobody could connect; list sources, or leave it out for anyone`);
+    if (list.length === 0 && !this.broken(node) && !this.stopped) this.error(node, SOURCE_LISTS[what].empty);
     for (const item of list) {
       const text = this.string(item, "a source");
       if (text === undefined) continue;
-      if (text === "any") out.push({ kind: "any" });
-      else if (GROUP_NAME.test(text)) {
+      if (text === "any") {
+        out.push({ kind: "any" });
+        if (what === "trusted") this.warn(item, "trusted: any trusts every source: every port is open to everyone");
+      } else if (GROUP_NAME.test(text)) {
         if (groups.has(text)) out.push({ kind: "group", name: text });
-        else this.error(item, `unknown group "${text}"${didYouMean(text, [...groups])}`);
+        // A suggestion costs a pass over every group: only for the errors that are shown.
+        else this.error(item, `unknown group ${quote(text)}${this.errors.length < MAX_ERRORS_SHOWN ? didYouMean(text, [...groups]) : ""}`);
       } else {
-        const c = this.cidr(item, text);
+        const c = this.cidr(item, text, what);
         if (c) out.push({ kind: "cidr", cidr: c });
       }
     }
     return out;
   }
 
+  /** Judged on the text as written (see ports.ts): YAML reads 0x50, 1e2 and 80.0 as 80, 100 and 80. */
   ports(node: Node): PortRange[] {
     const out: PortRange[] = [];
     const list = this.items(node);
-    if (list.length === 0) this.error(node, "port is empty");
+    if (list.length === 0 && !this.broken(node) && !this.stopped) this.error(node, "port is empty");
     for (const item of list) {
       const n = this.resolve(item);
-      const value = n && isScalar(n) ? n.value : undefined;
-      const parsed = parsePort(value);
-      if (parsed.ok) out.push(parsed.range);
-      else this.error(item, parsed.message);
+      const text = n && isScalar(n) ? scalarText(n) : undefined;
+      const parsed = text === undefined ? undefined : parsePort(text);
+      if (parsed?.ok) out.push(parsed.range);
+      else if (!this.broken(item)) this.error(item, parsed?.message ?? "a port must be a number 1-65535 or a range a-b");
     }
     return mergePortRanges(out);
   }
 
   protos(node: Node): Proto[] {
     const out = new Set<Proto>();
-    for (const item of this.items(node)) {
+    const list = this.items(node);
+    if (list.length === 0 && !this.broken(node) && !this.stopped) {
+      this.error(node, "proto is empty, so the entry would open nothing: write tcp, udp or [tcp, udp], or leave proto out for tcp");
+    }
+    for (const item of list) {
       const text = this.string(item, "proto");
       if (text === undefined) continue;
       if (text === "tcp" || text === "udp") out.add(text);
-      else this.error(item, `unknown protocol "${text}": write tcp or udp (ICMP is the icmp key)`);
+      else this.error(item, `unknown protocol ${quote(text)}: write tcp or udp (ICMP is the icmp key)`);
     }
     return [...out].sort();
   }
@@ -370,8 +557,8 @@ class Reader {
     if (!keys.container) return opening;
     const name = this.string(keys.container, "container");
     if (name === undefined) return opening;
-    if (!CONTAINER_NAME.test(name)) {
-      this.error(keys.container, `"${name}" is not a container name (letters, digits, _ . -)`);
+    if (!CONTAINER_NAME.test(name) || name.length > CONTAINER_NAME_MAX) {
+      this.error(keys.container, `${quote(name)} is not a container name (letters, digits, _ . -; at most ${CONTAINER_NAME_MAX} characters)`);
       return opening;
     }
     return { ...opening, container: name.replace(/^\//, "") };
@@ -418,7 +605,7 @@ class Reader {
     if (e.rate) {
       const rate = this.string(e.rate, "rate");
       if (rate !== undefined && LOG_RATE.test(rate)) log.rate = rate;
-      else if (rate !== undefined) this.error(e.rate, `rate "${rate}" must look like 10/minute (N per second, minute, hour or day)`);
+      else if (rate !== undefined) this.error(e.rate, `rate ${quote(rate)} must look like 10/minute (N per second, minute, hour or day)`);
     }
     return log;
   }
@@ -429,6 +616,8 @@ function didYouMean(word: string, options: string[]): string {
   let best: string | undefined;
   let bestDistance = 3;
   for (const o of options) {
+    // The distance is at least the difference in length.
+    if (Math.abs(o.length - word.length) >= bestDistance) continue;
     const d = editDistance(word.toLowerCase(), o.toLowerCase());
     if (d < bestDistance) {
       bestDistance = d;

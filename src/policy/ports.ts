@@ -1,31 +1,33 @@
-/** Ports as users write them: 80, "8000-8010", or a list of those. */
+/**
+ * Ports as users write them: 80, 8000-8010, or a list of those.
+ *
+ * Judged on the text as written, not on the value YAML made of it: YAML reads 0x50 as 80, 1e2 as
+ * 100, 80.0 as 80, +80 as 80, and under `%YAML 1.1` 010 as 8 and 1:20 as 80. A port is a decimal
+ * integer 1-65535 without leading zeros, or a range a-b of two such.
+ */
 import type { PortRange } from "./types.js";
+import { quote } from "./quote.js";
 
 export type PortParse = { ok: true; range: PortRange } | { ok: false; message: string };
 
-function portNumber(text: string, whole: string): number | string {
-  if (!/^\d{1,5}$/.test(text)) return `"${whole}" is not a port: write a number 1-65535 or a range a-b`;
-  const n = Number(text);
-  if (n < 1 || n > 65535) return `port ${n} is outside 1-65535`;
+const PORT_TEXT = /^(\d+)(?:-(\d+))?$/;
+
+function portNumber(digits: string): number | string {
+  const shown = digits.length <= 15 ? digits : quote(digits);
+  const n = Number(digits);
+  if (n < 1 || n > 65535) return `port ${shown} is outside 1-65535`;
+  if (digits.startsWith("0")) return `port ${shown} has a leading zero (octal or decimal is ambiguous): write ${n}`;
   return n;
 }
 
-/** One port or an inclusive range; numbers from YAML arrive as numbers, ranges as strings. */
-export function parsePort(value: unknown): PortParse {
-  if (typeof value === "number") {
-    if (!Number.isInteger(value) || value < 1 || value > 65535) return { ok: false, message: `port ${value} is outside 1-65535` };
-    return { ok: true, range: { from: value, to: value } };
-  }
-  if (typeof value !== "string") return { ok: false, message: "a port must be a number 1-65535 or a range a-b" };
-  const text = value.trim();
-  const dash = text.indexOf("-");
-  if (dash < 0) {
-    const n = portNumber(text, text);
-    return typeof n === "string" ? { ok: false, message: n } : { ok: true, range: { from: n, to: n } };
-  }
-  const from = portNumber(text.slice(0, dash).trim(), text);
+/** One port or an inclusive range, from the text the user wrote (the YAML scalar's source). */
+export function parsePort(text: string): PortParse {
+  const m = PORT_TEXT.exec(text);
+  if (!m) return { ok: false, message: `${quote(text)} is not a port: write a decimal number 1-65535 or a range a-b` };
+  const from = portNumber(m[1]!);
   if (typeof from === "string") return { ok: false, message: from };
-  const to = portNumber(text.slice(dash + 1).trim(), text);
+  if (m[2] === undefined) return { ok: true, range: { from, to: from } };
+  const to = portNumber(m[2]);
   if (typeof to === "string") return { ok: false, message: to };
   if (from > to) return { ok: false, message: `port range ${text} is reversed: write ${to}-${from}` };
   return { ok: true, range: { from, to } };

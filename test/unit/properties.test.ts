@@ -123,12 +123,24 @@ test("arbitrary text is either refused or parses to something that parses to its
   );
 });
 
-test("ports: 1-65535 accepted as numbers and strings, everything else refused; ranges need from <= to", () => {
+test("ports: 1-65535 accepted in decimal, everything else refused; ranges need from <= to; only the canonical spelling passes", () => {
   fc.assert(
     fc.property(fc.integer({ min: -100000, max: 200000 }), (n) => {
-      const ok = n >= 1 && n <= 65535;
-      assert.equal(parsePort(n).ok, ok);
-      assert.equal(parsePort(String(n)).ok, ok);
+      assert.equal(parsePort(String(n)).ok, n >= 1 && n <= 65535);
+    }),
+  );
+  // A port is accepted only in the spelling dockwall prints back: no 0x50, 010, +80, " 80", 80.0, 8e1.
+  const before = fc.constantFrom("", " ", "+", "-", "0", "00", "0x", "0o");
+  const after = fc.constantFrom("", " ", ".0", "e0", "\n");
+  fc.assert(
+    fc.property(before, fc.integer({ min: 1, max: 65535 }), after, (a, n, b) => {
+      assert.equal(parsePort(`${a}${n}${b}`).ok, a === "" && b === "", `${a}${n}${b}`);
+    }),
+  );
+  fc.assert(
+    fc.property(fc.string({ maxLength: 12 }), (text) => {
+      const r = parsePort(text);
+      if (r.ok) assert.equal(r.range.from === r.range.to && !text.includes("-") ? `${r.range.from}` : `${r.range.from}-${r.range.to}`, text);
     }),
   );
   fc.assert(
