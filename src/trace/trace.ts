@@ -11,7 +11,8 @@
  * or not. A rule it does not understand, reached by the packet, makes the verdict `unknown`.
  */
 import type { SavedState } from "../backends/iptables/save-parser.js";
-import { cidrContains } from "./address-set.js";
+import { addressBytes, cidrContains } from "./address-set.js";
+import { SourceIndex } from "./source-index.js";
 import type { TraceSets } from "./sets.js";
 import { parseRule, UnknownAtRuntime, type MatchEnv, type ParsedRule } from "./rule.js";
 import type { PacketView, Probe, TraceHost } from "./packet.js";
@@ -43,22 +44,25 @@ export interface TraceResult {
 
 /** A host's rules, parsed once and traced many times (audit runs hundreds of probes). */
 export class RuleWalker {
-  private readonly parsed = new Map<string, ParsedRule[]>();
+  private readonly parsed = new Map<string, { rules: ParsedRule[]; bySource: SourceIndex | undefined }>();
 
   constructor(
     readonly tables: SavedState,
     readonly sets: TraceSets,
     private readonly host: TraceHost,
+    /** Skip the `-s` rules a source cannot match (source-index.ts); off only to check it changes nothing. */
+    private readonly options: { skipBySource: boolean } = { skipBySource: true },
   ) {}
 
-  private rules(table: string, chain: string): ParsedRule[] {
+  private chain(table: string, chain: string): { rules: ParsedRule[]; bySource: SourceIndex | undefined } {
     const k = `${table}/${chain}`;
-    let r = this.parsed.get(k);
-    if (r === undefined) {
-      r = (this.tables.get(table)?.chains.get(chain)?.rules ?? []).map(parseRule);
-      this.parsed.set(k, r);
+    let c = this.parsed.get(k);
+    if (c === undefined) {
+      const rules = (this.tables.get(table)?.chains.get(chain)?.rules ?? []).map(parseRule);
+      c = { rules, bySource: this.options.skipBySource ? SourceIndex.of(rules) : undefined };
+      this.parsed.set(k, c);
     }
-    return r;
+    return c;
   }
 
   private readonly env: MatchEnv = {
@@ -113,8 +117,10 @@ export class RuleWalker {
     const stack: { chain: string; next: number }[] = [];
     let current = builtin;
     let i = 0;
+    const src = addressBytes(p.src);
     for (let guard = 0; guard < 100_000; guard++) {
-      const rules = this.rules(table, current);
+      const { rules, bySource } = this.chain(table, current);
+      if (bySource !== undefined && i < rules.length) i = bySource.next(src, i);
       if (i >= rules.length) {
         if (current === builtin) {
           const policy = chain.policy ?? "ACCEPT";
