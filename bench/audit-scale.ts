@@ -11,7 +11,7 @@ import { performance } from "node:perf_hooks";
 import { parseSave } from "../src/backends/iptables/save-parser.js";
 import { RuleWalker } from "../src/trace/trace.js";
 import { memberSets } from "../src/trace/sets.js";
-import { audit, outsideInterfaces, type AuditTarget } from "../src/trace/audit.js";
+import { audit, type AuditTarget } from "../src/trace/audit.js";
 import { traceResolving } from "../src/trace/sets.js";
 import type { TraceHost } from "../src/trace/packet.js";
 import { figureTable, stats, writeReport, type FigureRow } from "./report.js";
@@ -92,7 +92,7 @@ async function auditOnce(save: string): Promise<{ seconds: number; sources: numb
   const t = performance.now();
   const sets = memberSets(new Map());
   const walkers = { ipv4: new RuleWalker(parseSave(save), sets, HOST), ipv6: new RuleWalker(parseSave(""), sets, HOST) };
-  const rows = await audit(TARGETS, walkers, HOST, outsideInterfaces(HOST, ["docker0"]));
+  const rows = await audit(TARGETS, walkers, HOST, ["docker0"]);
   const seconds = (performance.now() - t) / 1000;
   const ssh = rows.find((r) => r.target.port === 22)!.reach;
   const web = rows.find((r) => r.target.port === 8080)!.reach;

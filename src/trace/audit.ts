@@ -1,12 +1,13 @@
 /**
  * Who can open a new connection to each published port and listening socket, from outside, per
  * family: the tracer run for one stand-in source of every kind the rules tell apart (each set, each
- * `-s` address, and a stranger that matches none), on every outside interface. Pure.
+ * `-s` address, and a stranger that matches none), on every outside interface of the host, to every
+ * address the target can be reached at. Pure.
  */
 import type { Family } from "../policy/types.js";
 import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
 import { words } from "./rule.js";
-import type { RuleWalker, TraceResult } from "./trace.js";
+import { isLocal, type RuleWalker, type TraceResult } from "./trace.js";
 import { traceResolving } from "./sets.js";
 import type { TraceHost, TraceProto } from "./packet.js";
 
@@ -95,31 +96,40 @@ export function familyAddresses(iface: TraceHost["interfaces"][number], family: 
   return iface.addresses.map((a) => a.split("/")[0]!).filter((a) => a.includes(":") === (family === "ipv6") && !a.startsWith("fe80:"));
 }
 
-/** Outside interfaces: given, or every interface but loopback and Docker's bridges and veths. */
-export function outsideInterfaces(host: TraceHost, bridges: string[], given?: string[]): TraceHost["interfaces"] {
-  if (given) return host.interfaces.filter((i) => given.includes(i.name));
+/**
+ * The host's outside interfaces: every interface in the namespace but loopback, Docker's bridges and
+ * the host ends of containers' veths (their packets arrive on the bridge). What a policy's
+ * `interfaces:` says plays no part: audit judges what reaches the host, not what the policy meant.
+ */
+export function outsideInterfaces(host: TraceHost, bridges: string[]): TraceHost["interfaces"] {
   return host.interfaces.filter((i) => i.name !== "lo" && !bridges.includes(i.name) && !/^(docker\d|br-|veth)/.test(i.name));
 }
 
-export async function audit(
-  targets: AuditTarget[],
-  walkers: Record<Family, RuleWalker>,
-  host: TraceHost,
-  outside: TraceHost["interfaces"],
-): Promise<AuditRow[]> {
+/**
+ * Where a new connection to the target can be addressed: the address it is bound to, or for a
+ * wildcard every address of the host. Linux accepts a packet for any of its addresses on any
+ * interface (the weak host model), so each one is tried on every outside interface, including one
+ * with no address of its own.
+ */
+function destinations(t: AuditTarget, host: TraceHost): string[] {
+  if (!isWildcard(t.bind)) return isLocal(host, t.bind) ? [t.bind] : [];
+  return [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, t.family)))];
+}
+
+/** Who can reach each target from outside: traced on every outside interface of the host (see outsideInterfaces). */
+export async function audit(targets: AuditTarget[], walkers: Record<Family, RuleWalker>, host: TraceHost, bridges: string[]): Promise<AuditRow[]> {
+  const outside = outsideInterfaces(host, bridges);
   const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
   const kinds = { ipv4: await sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: await sourceKinds(walkers.ipv6, "ipv6", inside) };
   const rows: AuditRow[] = [];
-  for (const target of targets) rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside) });
+  for (const target of targets) rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside, destinations(target, host)) });
   return rows;
 }
 
-async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Promise<Reach> {
+async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"], dsts: string[]): Promise<Reach> {
   if (cidrContains("127.0.0.0/8", t.bind) || t.bind === "::1") return { who: "local only" };
   const allowed = new Set<string>();
   for (const iface of outside) {
-    const addresses = familyAddresses(iface, t.family);
-    const dsts = isWildcard(t.bind) ? addresses.slice(0, 1) : addresses.filter((a) => a === t.bind);
     for (const dst of dsts) {
       for (const s of sources) {
         const r: TraceResult = await traceResolving(walker, { family: t.family, proto: t.proto as TraceProto, src: s.address, dst, dport: t.port, inIface: iface.name });

@@ -99,13 +99,12 @@ test("audit over random rules: the same rows with the source index as without", 
   const targets: AuditTarget[] = [22, 85, 443].flatMap((port) =>
     (["ipv4", "ipv6"] as const).map((family): AuditTarget => ({ kind: "host", proto: "tcp", port, family, bind: family === "ipv4" ? "0.0.0.0" : "::", what: "host socket" })),
   );
-  const outside = host.interfaces.filter((i) => i.name !== "lo");
   await fc.assert(
     fc.asyncProperty(rulesetArb("ipv4"), rulesetArb("ipv6"), async (v4, v6) => {
       const a = walkers("ipv4", v4);
       const b = walkers("ipv6", v6);
-      const fast = await audit(targets, { ipv4: a.fast, ipv6: b.fast }, host, outside);
-      const plain = await audit(targets, { ipv4: a.plain, ipv6: b.plain }, host, outside);
+      const fast = await audit(targets, { ipv4: a.fast, ipv6: b.fast }, host, []);
+      const plain = await audit(targets, { ipv4: a.plain, ipv6: b.plain }, host, []);
       assert.deepEqual(fast, plain);
     }),
     { numRuns: 300 },
