@@ -5,7 +5,7 @@
  * address the target can be reached at. Pure.
  */
 import type { Family } from "../policy/types.js";
-import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
+import { AddressSet, cidrContains, cidrMatcher, parseCidr } from "./address-set.js";
 import { words } from "./rule.js";
 import { isLocal, type RuleWalker, type TraceResult } from "./trace.js";
 import { traceResolving } from "./sets.js";
@@ -106,14 +106,39 @@ export function outsideInterfaces(host: TraceHost, bridges: string[]): TraceHost
 }
 
 /**
- * Where a new connection to the target can be addressed: the address it is bound to, or for a
- * wildcard every address of the host. Linux accepts a packet for any of its addresses on any
- * interface (the weak host model), so each one is tried on every outside interface, including one
- * with no address of its own.
+ * The host's addresses of one family, one for each kind of destination the rules tell apart: each
+ * `-d` and `--ctorigdst` CIDR and each `dst` set either holds an address or not, and
+ * `--dst-type LOCAL` holds them all, so two addresses alike in every one of these trace alike.
+ * Linux takes a packet for any of its addresses on any interface (the weak host model), so every
+ * kind is tried on every outside interface; one per kind keeps a host with many Docker networks
+ * (a gateway address each) from multiplying the traces.
  */
-function destinations(t: AuditTarget, host: TraceHost): string[] {
-  if (!isWildcard(t.bind)) return isLocal(host, t.bind) ? [t.bind] : [];
-  return [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, t.family)))];
+export async function destinationKinds(walker: RuleWalker, family: Family, host: TraceHost): Promise<string[]> {
+  const addresses = [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, family)))];
+  const cidrs = new Set<string>();
+  const sets = new Set<string>();
+  for (const table of walker.tables.values()) {
+    for (const chain of table.chains.values()) {
+      for (const spec of chain.rules) {
+        const w = words(spec);
+        for (let i = 0; i < w.length; i++) {
+          if ((w[i] === "-d" || w[i] === "--ctorigdst") && w[i + 1] !== undefined) cidrs.add(w[i + 1]!);
+          if (w[i] === "--match-set" && w[i + 2] === "dst") sets.add(w[i + 1]!);
+        }
+      }
+    }
+  }
+  const matchers = [...cidrs].flatMap((c) => cidrMatcher(c) ?? []);
+  const views = [...sets].map((name) => ({ name, view: walker.sets.get(name) }));
+  const kinds = new Map<string, string>();
+  for (const a of addresses) {
+    // As the set match (rule.ts) decides: a missing or multi-dimension set the same for every address, a set of the other family never.
+    const asked = views.filter((s) => s.view?.dimensions === 1 && s.view.family === family);
+    await Promise.all(asked.map((s) => walker.sets.resolve(s.name, a)));
+    const signature = [...matchers.map((m) => m(a)), ...views.map((s) => asked.includes(s) && s.view!.has(a))].map((b) => (b ? "1" : "0")).join("");
+    if (!kinds.has(signature)) kinds.set(signature, a);
+  }
+  return [...kinds.values()];
 }
 
 /** Who can reach each target from outside: traced on every outside interface of the host (see outsideInterfaces). */
@@ -121,8 +146,13 @@ export async function audit(targets: AuditTarget[], walkers: Record<Family, Rule
   const outside = outsideInterfaces(host, bridges);
   const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
   const kinds = { ipv4: await sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: await sourceKinds(walkers.ipv6, "ipv6", inside) };
+  const local = { ipv4: await destinationKinds(walkers.ipv4, "ipv4", host), ipv6: await destinationKinds(walkers.ipv6, "ipv6", host) };
   const rows: AuditRow[] = [];
-  for (const target of targets) rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside, destinations(target, host)) });
+  for (const target of targets) {
+    // Bound to one address: that address, if the host has it; else any address of the host.
+    const dsts = isWildcard(target.bind) ? local[target.family] : isLocal(host, target.bind) ? [target.bind] : [];
+    rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside, dsts) });
+  }
   return rows;
 }
 

@@ -16,7 +16,7 @@ import { RuleWalker } from "../../src/trace/trace.js";
 import { memberSets } from "../../src/trace/sets.js";
 import { unenslavedUpLinks } from "../../src/trace/live.js";
 import { parseIpsetSave } from "../../src/backends/ipset.js";
-import { audit, type AuditTarget } from "../../src/trace/audit.js";
+import { audit, destinationKinds, type AuditTarget } from "../../src/trace/audit.js";
 import type { TraceHost } from "../../src/trace/packet.js";
 import type { Facts } from "../../src/facts/types.js";
 import { policy } from "./fixtures.js";
@@ -84,6 +84,19 @@ test("a socket bound to one interface's address is reachable through another", a
     [{ who: "anyone" }, { who: "nobody" }],
     "reachable through eth0; an address the host does not have is reachable nowhere",
   );
+});
+
+test("a rule that guards one address of the host: the others are traced too, one per kind of destination", async () => {
+  const bridges: TraceHost = {
+    interfaces: [...host.interfaces, { name: "br-1", addresses: ["172.18.0.1/16"] }, { name: "br-2", addresses: ["172.19.0.1/16"] }, { name: "eth1", addresses: ["198.18.1.1/24"] }],
+  };
+  // 9100 is dropped only when addressed to eth0's address: a stranger on eth0 reaches it at docker0's gateway address.
+  const w = walker("-A INPUT -d 198.18.0.1/32 -p tcp -m tcp --dport 9100 -j DROP\n", bridges);
+  assert.deepEqual((await audit([socket(9100)], { ipv4: w, ipv6: w }, bridges, ["docker0"]))[0]!.reach, { who: "anyone" });
+  // Every address but eth0's is alike to these rules: one of them stands for all.
+  assert.deepEqual(await destinationKinds(w, "ipv4", bridges), ["198.18.0.1", "172.17.0.1"]);
+  const sets = walker("-A INPUT -m set --match-set inside dst -j DROP\n", bridges);
+  assert.equal((await audit([socket(9100)], { ipv4: sets, ipv6: sets }, bridges, ["docker0"]))[0]!.reach.who, "unknown", "a set the kernel does not hold: unknown, never a guess");
 });
 
 test("links from ip -j link: up and without a master (bridge ports and bond members are not where packets arrive)", () => {
