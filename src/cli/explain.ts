@@ -31,7 +31,7 @@ export function registerExplain(program: Command): void {
     .description("trace a new connection through the live rules: the verdict and every rule that decided it")
     .argument("<source>", "the client's address (IPv4 or IPv6)")
     .argument("<service>", "tcp/PORT, udp/PORT or icmp")
-    .option("--dst <address>", "the address connected to (default: the host's address on the interface the source comes in by)")
+    .option("--dst <address>", "the address connected to (default: the host's address on the interface the source comes in by, else one on another interface)")
     .option("--in <interface>", "the interface it comes in by (default: the one whose subnet holds the source, else the first outside one with an address)")
     .option("--json", "machine-readable output")
     .addHelpText(

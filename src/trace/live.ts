@@ -63,6 +63,7 @@ export function unenslavedUpLinks(json: string): string[] {
   }
   if (!Array.isArray(links)) return [];
   return links.flatMap((l: unknown) => {
+    if (typeof l !== "object" || l === null) return [];
     const link = l as { ifname?: unknown; flags?: unknown; master?: unknown };
     const up = Array.isArray(link.flags) && link.flags.includes("UP");
     return typeof link.ifname === "string" && up && link.master === undefined ? [link.ifname] : [];

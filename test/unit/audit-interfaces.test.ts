@@ -108,6 +108,7 @@ test("links from ip -j link: up and without a master (bridge ports and bond memb
     { ifname: "eno1", flags: ["UP"], master: "bond0" },
     { flags: ["UP"] },
     "garbage",
+    null,
   ]);
   assert.deepEqual(unenslavedUpLinks(json), ["lo", "wan1"]);
   assert.deepEqual(unenslavedUpLinks("not json"), []);
