@@ -142,11 +142,20 @@ export async function destinationKinds(walker: RuleWalker, family: Family, host:
 }
 
 /** Who can reach each target from outside: traced on every outside interface of the host (see outsideInterfaces). */
-export async function audit(targets: AuditTarget[], walkers: Record<Family, RuleWalker>, host: TraceHost, bridges: string[]): Promise<AuditRow[]> {
+export async function audit(
+  targets: AuditTarget[],
+  walkers: Record<Family, RuleWalker>,
+  host: TraceHost,
+  bridges: string[],
+  /** One destination per kind (destinationKinds); off only to check it changes nothing. */
+  options: { destinationKinds: boolean } = { destinationKinds: true },
+): Promise<AuditRow[]> {
   const outside = outsideInterfaces(host, bridges);
   const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
   const kinds = { ipv4: await sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: await sourceKinds(walkers.ipv6, "ipv6", inside) };
-  const local = { ipv4: await destinationKinds(walkers.ipv4, "ipv4", host), ipv6: await destinationKinds(walkers.ipv6, "ipv6", host) };
+  const every = (family: Family) => [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, family)))];
+  const destinations = async (family: Family) => (options.destinationKinds ? destinationKinds(walkers[family], family, host) : every(family));
+  const local = { ipv4: await destinations("ipv4"), ipv6: await destinations("ipv6") };
   const rows: AuditRow[] = [];
   for (const target of targets) {
     // Bound to one address: that address, if the host has it; else any address of the host.

@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { FakeNetfilter } from "./fake-netfilter.js";
 import { DOCKER_20_10_SAVE } from "./docker-layout.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
@@ -113,4 +114,46 @@ test("links from ip -j link: up and without a master (bridge ports and bond memb
   assert.deepEqual(unenslavedUpLinks(json), ["lo", "wan1"]);
   assert.deepEqual(unenslavedUpLinks("not json"), []);
   assert.deepEqual(unenslavedUpLinks('{"ifname":"x"}'), []);
+});
+
+test("audit over random rules that tell the host's addresses apart: one destination per kind finds what every address finds", async () => {
+  const multi: TraceHost = {
+    interfaces: [
+      { name: "lo", addresses: ["127.0.0.1/8"] },
+      { name: "eth0", addresses: ["198.18.0.1/24"] },
+      { name: "eth1", addresses: ["198.18.1.1/24", "198.18.1.2/24"] },
+      { name: "docker0", addresses: ["172.17.0.1/16"] },
+      { name: "br-1", addresses: ["172.18.0.1/16"] },
+    ],
+  };
+  const dst = fc.constantFrom("198.18.0.1", "198.18.1.1", "198.18.1.0/24", "198.18.0.0/23", "172.17.0.1", "172.16.0.0/12", "192.0.2.1");
+  const match = fc.oneof(
+    fc.tuple(fc.constantFrom("", "! "), dst).map(([neg, d]) => `${neg}-d ${d}`),
+    fc.tuple(fc.constantFrom("", "! "), dst).map(([neg, d]) => `-m conntrack ${neg}--ctorigdst ${d}`),
+    fc.constantFrom("-m set --match-set gateways dst", "-m set ! --match-set gateways dst", "-p tcp -m tcp --dport 22", "-i eth1", "-s 203.0.113.0/24"),
+  );
+  const rule = fc.tuple(fc.array(match, { minLength: 1, maxLength: 3 }), fc.constantFrom("ACCEPT", "DROP", "RETURN")).map(([m, t]) => `${m.join(" ")} -j ${t}`);
+  const ruleset = fc.tuple(fc.array(rule, { maxLength: 6 }), fc.array(rule, { maxLength: 4 }), fc.constantFrom("ACCEPT", "DROP"), dst).map(
+    ([input, forward, policy, dnatTo]) =>
+      [
+        "*nat", ":PREROUTING ACCEPT [0:0]", ":DOCKER - [0:0]",
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+        `-A DOCKER -d ${dnatTo} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80`,
+        "COMMIT", "*filter", `:INPUT ${policy} [0:0]`, ":FORWARD DROP [0:0]",
+        ...input.map((r) => `-A INPUT ${r}`),
+        ...forward.map((r) => `-A FORWARD ${r}`),
+        "-A FORWARD -d 172.17.0.2/32 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT",
+        "COMMIT", "",
+      ].join("\n"),
+  );
+  const targets = [socket(22), socket(9100), socket(5432, "198.18.1.2"), { ...TARGETS[0]! }];
+  const sets = memberSets(new Map([["gateways", { name: "gateways", type: "hash:ip", family: "ipv4" as const, members: ["172.17.0.1", "172.18.0.1"] }]]));
+  await fc.assert(
+    fc.asyncProperty(ruleset, async (save) => {
+      const w = new RuleWalker(parseSave(save), sets, multi);
+      const walkers = { ipv4: w, ipv6: w };
+      assert.deepEqual(await audit(targets, walkers, multi, ["docker0"]), await audit(targets, walkers, multi, ["docker0"], { destinationKinds: false }));
+    }),
+    { numRuns: 400 },
+  );
 });
