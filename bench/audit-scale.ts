@@ -3,10 +3,15 @@
  * them: a DOCKER-USER allow-list (`-s ADDR -i eth0 -j RETURN` per address, then a DROP) in front of
  * three published ports, and a fail2ban chain of bans (`-s ADDR -j REJECT` per address) in front of
  * SSH. The audit function runs on the parsed `iptables-save` text (what `dockwall audit` reads from
- * the kernel), so this measures the tracer alone: no kernel, no process start.
+ * the kernel), so this measures the tracer alone: no kernel, no process start. Then, as root, the
+ * real `dockwall audit --json` in a throwaway network namespace holding the same rules, with three
+ * listening host sockets and no Docker (its published ports are not listed: the host sockets' traces
+ * walk the fail2ban chain, and every source is still traced).
  *
  * Run: npm run bench:audit   (writes docs/AUDIT-BENCHMARKS.md and docs/audit-benchmarks.json)
  */
+import { spawn, spawnSync } from "node:child_process";
+import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseSave } from "../src/backends/iptables/save-parser.js";
 import { RuleWalker } from "../src/trace/trace.js";
@@ -109,6 +114,56 @@ async function explainOnce(save: string, n: number): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
+function sh(ns: string, cmd: string, args: string[], input?: string): string {
+  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { input, encoding: "utf8", maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const HOST_PORTS = [22, 9100, 5432];
+
+/** `dockwall audit --json` against real netfilter in a namespace holding the rule set; seconds per run. */
+function kernelAudits(save: string): number[] {
+  const ns = `dwaudit${process.pid}`;
+  const cli = path.join(process.cwd(), "dist/dockwall.cjs");
+  spawnSync("ip", ["netns", "add", ns]);
+  let listeners: ReturnType<typeof spawn> | undefined;
+  try {
+    sh(ns, "ip", ["link", "set", "lo", "up"]);
+    // A veth pair as the outside interface (this kernel may lack the dummy driver); its other end stays unused.
+    sh(ns, "ip", ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"]);
+    sh(ns, "ip", ["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
+    sh(ns, "ip", ["link", "set", "eth0", "up"]);
+    sh(ns, "ip", ["link", "set", "eth0peer", "up"]);
+    sh(ns, "iptables-restore", [], save);
+    const script = `const net=require("net");let n=0;for(const p of ${JSON.stringify(HOST_PORTS)})net.createServer().listen(p,()=>{if(++n===${HOST_PORTS.length})console.log("ready")});`;
+    listeners = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const deadline = Date.now() + 10_000;
+    while (!sh(ns, "ss", ["-Hltn"]).includes(`:${HOST_PORTS.at(-1)}`)) {
+      if (Date.now() > deadline) throw new Error("the host sockets did not start listening");
+      spawnSync("sleep", ["0.05"]);
+    }
+    const runs: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const t = performance.now();
+      const out = spawnSync("ip", ["netns", "exec", ns, "env", "DOCKER_HOST=unix:///nonexistent/docker.sock", `DOCKWALL_STATE_DIR=/tmp/${ns}-state`, process.execPath, cli, "audit", "--json"], { encoding: "utf8", maxBuffer: 1 << 28 });
+      runs.push((performance.now() - t) / 1000);
+      // Exit 3: SSH is open to anyone and no policy says it is intended.
+      if (out.status !== 3 || !out.stdout.includes('"port": 9100')) throw new Error(`dockwall audit: exit ${out.status}: ${out.stderr}${out.stdout.slice(0, 300)}`);
+    }
+    return runs;
+  } finally {
+    if (listeners?.pid !== undefined) listeners.kill("SIGTERM");
+    spawnSync("ip", ["netns", "del", ns]);
+    spawnSync("rm", ["-rf", `/tmp/${ns}-state`]);
+  }
+}
+
+/** Root and `ip netns`: the kernel figures can be measured (BENCH_AUDIT_KERNEL=0 skips them). */
+function kernelAvailable(): boolean {
+  return process.env.BENCH_AUDIT_KERNEL !== "0" && process.getuid?.() === 0 && spawnSync("ip", ["netns", "list"]).status === 0;
+}
+
 async function main(): Promise<void> {
   const rows: FigureRow[] = [];
   for (const n of SIZES) {
@@ -127,6 +182,11 @@ async function main(): Promise<void> {
     rows.push({ name: `audit, ${n.toLocaleString("en")} distinct -s sources`, unit: "s", runs, ...s, goal: verdict });
     rows.push({ name: `explain, ${n.toLocaleString("en")} distinct -s sources`, unit: "s", runs: explains, ...stats(explains) });
     console.log(`${n}: audit ${s.median.toFixed(3)} s, explain ${stats(explains).median.toFixed(3)} s`);
+    if (kernelAvailable()) {
+      const kernel = kernelAudits(save);
+      rows.push({ name: `dockwall audit --json against the kernel, ${n.toLocaleString("en")} distinct -s sources, ${HOST_PORTS.length} host sockets`, unit: "s", runs: kernel, ...stats(kernel) });
+      console.log(`${n}: dockwall audit against the kernel ${stats(kernel).median.toFixed(3)} s`);
+    }
   }
   const table = figureTable(rows, 3, true);
   console.log(table);
