@@ -234,12 +234,15 @@ function firstAgainstFloor(figures: Figure[]): { ratio: number; scaledGoal: numb
   return { ratio: stats(first.map((t, i) => t / floor[i]!)).median, scaledGoal: GOAL_VS_FLOOR * stats(floor).median };
 }
 
-/** The daemon's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */
+/** The daemon's, the audit's and the data plane's figures, from their own benchmarks' JSON (run before this one by `npm run bench`). */
 function otherFigures(): string {
   const parts: string[] = [];
   const watch = readReport<{ date: string; rows: FigureRow[] }>("watch-benchmarks.json");
   parts.push("## Reaction and footprint of `dockwall watch`", "");
   parts.push(watch ? `Measured ${watch.date}; how, and the analysis: [WATCH-BENCHMARKS.md](WATCH-BENCHMARKS.md).\n\n${figureTable(watch.rows, 2, true)}` : "Not measured in this run (`npm run bench:watch`).");
+  const scale = readReport<{ date: string; rows: FigureRow[] }>("audit-benchmarks.json");
+  parts.push("", "## Audit with many distinct sources", "");
+  parts.push(scale ? `Measured ${scale.date}; how, and what changed: [AUDIT-BENCHMARKS.md](AUDIT-BENCHMARKS.md).\n\n${figureTable(scale.rows, 3, true)}` : "Not measured in this run (`npm run bench:audit`).");
   const dp = readReport<{ date: string; rows: FigureRow[]; ratio?: Record<string, number> }>("dataplane-benchmarks.json");
   parts.push("", "## Data plane", "");
   if (dp) {

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { Exit, DEFAULT_POLICY, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
-import { readLiveRules } from "../trace/live.js";
-import { audit, describeReach, outsideInterfaces, type AuditRow, type AuditTarget } from "../trace/audit.js";
+import { readLiveRules, readTraceHost } from "../trace/live.js";
+import { audit, describeReach, type AuditRow, type AuditTarget } from "../trace/audit.js";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets, type ListeningSocket } from "../facts/sockets.js";
 import type { ContainerFacts } from "../facts/types.js";
@@ -60,21 +60,20 @@ export function registerAudit(program: Command): void {
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
-      "\nWorks on any host's rules, dockwall's or hand-written; changes nothing. For each port and family it\ntraces a stranger's address, a member of every set and every -s address the rules name, on every\noutside interface.\nExit code: 0 nothing unintended open to anyone, 3 something reachable by anyone that the policy does\nnot declare public (with no policy: anything reachable by anyone), 4 a verdict is unknown.\n\nExample:\n  dockwall audit --json\n",
+      "\nWorks on any host's rules, dockwall's or hand-written; changes nothing. For each port and family it\ntraces a stranger's address, a member of every set and every -s address the rules name, to every\naddress of the host, on every interface but lo and Docker's (whatever the policy's interfaces: says).\nExit code: 0 nothing unintended open to anyone, 3 something reachable by anyone that the policy does\nnot declare public (with no policy: anything reachable by anyone), 4 a verdict is unknown.\n\nExample:\n  dockwall audit --json\n",
     )
     .action(async (opts: { config?: string; json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const file = opts.config ?? (existsSync(DEFAULT_POLICY) ? DEFAULT_POLICY : undefined);
       const [live, docker, sockets, loaded] = await Promise.all([
-        netfilterFor(ctx).then((nf) => readLiveRules(nf)),
+        Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner)]).then(([nf, host]) => readLiveRules(nf, host)),
         readDockerFacts(),
         readListeningSockets(),
         file === undefined ? Promise.resolve(undefined) : readPolicy(file),
       ]);
       const policy = loaded?.policy;
       const bridges = docker.networks.flatMap((n) => (n.bridge ? [n.bridge] : []));
-      const outside = outsideInterfaces(live.host, bridges, policy?.interfaces);
-      const rows = await audit(auditTargets(docker.containers, sockets), live.walkers, live.host, outside);
+      const rows = await audit(auditTargets(docker.containers, sockets), live.walkers, live.host, bridges);
       const holes = rows.filter((r) => r.reach.who === "anyone" && !declaredPublic(policy, r.target, docker.containers));
       if (opts.json) {
         print([JSON.stringify({ policy: file ?? null, docker: docker.reachable, rows: rows.map((r) => ({ ...r, intended: !holes.includes(r) })) }, null, 2)]);

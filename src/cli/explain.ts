@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import ipaddr from "ipaddr.js";
 import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
-import { readLiveRules } from "../trace/live.js";
+import { readLiveRules, readTraceHost } from "../trace/live.js";
 import { route } from "../trace/trace.js";
 import { traceResolving } from "../trace/sets.js";
 import { familyAddresses, outsideInterfaces } from "../trace/audit.js";
@@ -31,8 +31,8 @@ export function registerExplain(program: Command): void {
     .description("trace a new connection through the live rules: the verdict and every rule that decided it")
     .argument("<source>", "the client's address (IPv4 or IPv6)")
     .argument("<service>", "tcp/PORT, udp/PORT or icmp")
-    .option("--dst <address>", "the address connected to (default: the host's address on the interface the source comes in by)")
-    .option("--in <interface>", "the interface it comes in by (default: the one whose subnet holds the source, else the first outside one)")
+    .option("--dst <address>", "the address connected to (default: the host's address on the interface the source comes in by, else one on another interface)")
+    .option("--in <interface>", "the interface it comes in by (default: the one whose subnet holds the source, else the first outside one with an address)")
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
@@ -51,12 +51,14 @@ export function registerExplain(program: Command): void {
         fail(`--dst ${opts.dst} is not an ${family} address like the source`);
       }
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const live = await readLiveRules(await netfilterFor(ctx));
+      const [nf, host] = await Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner)]);
+      const live = await readLiveRules(nf, host);
       const outside = outsideInterfaces(live.host, []).filter((i) => familyAddresses(i, family).length > 0);
       const inIface = opts.in ?? route(live.host, source) ?? outside[0]?.name ?? fail(`no interface with an ${family} address; give --in`);
       const iface = live.host.interfaces.find((i) => i.name === inIface);
       if (opts.in !== undefined && iface === undefined) fail(`no interface ${opts.in} on this host`);
-      const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? fail(`${inIface} has no ${family} address; give --dst`);
+      // An interface without an address of its own still takes connections to the host's other addresses.
+      const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? outside.flatMap((i) => familyAddresses(i, family))[0] ?? fail(`no ${family} address on this host; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
       const result = await traceResolving(live.walkers[family], probe);
       if (opts.json) {

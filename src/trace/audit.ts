@@ -1,12 +1,13 @@
 /**
  * Who can open a new connection to each published port and listening socket, from outside, per
  * family: the tracer run for one stand-in source of every kind the rules tell apart (each set, each
- * `-s` address, and a stranger that matches none), on every outside interface. Pure.
+ * `-s` address, and a stranger that matches none), on every outside interface of the host, to every
+ * address the target can be reached at. Pure.
  */
 import type { Family } from "../policy/types.js";
-import { AddressSet, cidrContains, parseCidr } from "./address-set.js";
+import { AddressSet, cidrContains, cidrMatcher, parseCidr } from "./address-set.js";
 import { words } from "./rule.js";
-import type { RuleWalker, TraceResult } from "./trace.js";
+import { isLocal, type RuleWalker, type TraceResult } from "./trace.js";
 import { traceResolving } from "./sets.js";
 import type { TraceHost, TraceProto } from "./packet.js";
 
@@ -95,31 +96,79 @@ export function familyAddresses(iface: TraceHost["interfaces"][number], family: 
   return iface.addresses.map((a) => a.split("/")[0]!).filter((a) => a.includes(":") === (family === "ipv6") && !a.startsWith("fe80:"));
 }
 
-/** Outside interfaces: given, or every interface but loopback and Docker's bridges and veths. */
-export function outsideInterfaces(host: TraceHost, bridges: string[], given?: string[]): TraceHost["interfaces"] {
-  if (given) return host.interfaces.filter((i) => given.includes(i.name));
+/**
+ * The host's outside interfaces: every interface in the namespace but loopback, Docker's bridges and
+ * the host ends of containers' veths (their packets arrive on the bridge). What a policy's
+ * `interfaces:` says plays no part: audit judges what reaches the host, not what the policy meant.
+ */
+export function outsideInterfaces(host: TraceHost, bridges: string[]): TraceHost["interfaces"] {
   return host.interfaces.filter((i) => i.name !== "lo" && !bridges.includes(i.name) && !/^(docker\d|br-|veth)/.test(i.name));
 }
 
+/**
+ * The host's addresses of one family, one for each kind of destination the rules tell apart: each
+ * `-d` and `--ctorigdst` CIDR and each `dst` set either holds an address or not, and
+ * `--dst-type LOCAL` holds them all, so two addresses alike in every one of these trace alike.
+ * Linux takes a packet for any of its addresses on any interface (the weak host model), so every
+ * kind is tried on every outside interface; one per kind keeps a host with many Docker networks
+ * (a gateway address each) from multiplying the traces.
+ */
+export async function destinationKinds(walker: RuleWalker, family: Family, host: TraceHost): Promise<string[]> {
+  const addresses = [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, family)))];
+  const cidrs = new Set<string>();
+  const sets = new Set<string>();
+  for (const table of walker.tables.values()) {
+    for (const chain of table.chains.values()) {
+      for (const spec of chain.rules) {
+        const w = words(spec);
+        for (let i = 0; i < w.length; i++) {
+          if ((w[i] === "-d" || w[i] === "--ctorigdst") && w[i + 1] !== undefined) cidrs.add(w[i + 1]!);
+          if (w[i] === "--match-set" && w[i + 2] === "dst") sets.add(w[i + 1]!);
+        }
+      }
+    }
+  }
+  const matchers = [...cidrs].flatMap((c) => cidrMatcher(c) ?? []);
+  const views = [...sets].map((name) => ({ name, view: walker.sets.get(name) }));
+  const kinds = new Map<string, string>();
+  for (const a of addresses) {
+    // As the set match (rule.ts) decides: a missing or multi-dimension set the same for every address, a set of the other family never.
+    const asked = views.filter((s) => s.view?.dimensions === 1 && s.view.family === family);
+    await Promise.all(asked.map((s) => walker.sets.resolve(s.name, a)));
+    const signature = [...matchers.map((m) => m(a)), ...views.map((s) => asked.includes(s) && s.view!.has(a))].map((b) => (b ? "1" : "0")).join("");
+    if (!kinds.has(signature)) kinds.set(signature, a);
+  }
+  return [...kinds.values()];
+}
+
+/** Who can reach each target from outside: traced on every outside interface of the host (see outsideInterfaces). */
 export async function audit(
   targets: AuditTarget[],
   walkers: Record<Family, RuleWalker>,
   host: TraceHost,
-  outside: TraceHost["interfaces"],
+  bridges: string[],
+  /** One destination per kind (destinationKinds); off only to check it changes nothing. */
+  options: { destinationKinds: boolean } = { destinationKinds: true },
 ): Promise<AuditRow[]> {
+  const outside = outsideInterfaces(host, bridges);
   const inside = host.interfaces.filter((i) => !outside.includes(i) && i.name !== "lo").flatMap((i) => i.addresses);
   const kinds = { ipv4: await sourceKinds(walkers.ipv4, "ipv4", inside), ipv6: await sourceKinds(walkers.ipv6, "ipv6", inside) };
+  const every = (family: Family) => [...new Set(host.interfaces.filter((i) => i.name !== "lo").flatMap((i) => familyAddresses(i, family)))];
+  const destinations = async (family: Family) => (options.destinationKinds ? destinationKinds(walkers[family], family, host) : every(family));
+  const local = { ipv4: await destinations("ipv4"), ipv6: await destinations("ipv6") };
   const rows: AuditRow[] = [];
-  for (const target of targets) rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside) });
+  for (const target of targets) {
+    // Bound to one address: that address, if the host has it; else any address of the host.
+    const dsts = isWildcard(target.bind) ? local[target.family] : isLocal(host, target.bind) ? [target.bind] : [];
+    rows.push({ target, reach: await reachOf(target, walkers[target.family], kinds[target.family], outside, dsts) });
+  }
   return rows;
 }
 
-async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"]): Promise<Reach> {
+async function reachOf(t: AuditTarget, walker: RuleWalker, sources: Source[], outside: TraceHost["interfaces"], dsts: string[]): Promise<Reach> {
   if (cidrContains("127.0.0.0/8", t.bind) || t.bind === "::1") return { who: "local only" };
   const allowed = new Set<string>();
   for (const iface of outside) {
-    const addresses = familyAddresses(iface, t.family);
-    const dsts = isWildcard(t.bind) ? addresses.slice(0, 1) : addresses.filter((a) => a === t.bind);
     for (const dst of dsts) {
       for (const s of sources) {
         const r: TraceResult = await traceResolving(walker, { family: t.family, proto: t.proto as TraceProto, src: s.address, dst, dport: t.port, inIface: iface.name });

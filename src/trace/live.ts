@@ -5,6 +5,7 @@
  */
 import type { Family } from "../policy/types.js";
 import type { Netfilter } from "../backends/netfilter.js";
+import type { Runner } from "../exec/runner.js";
 import { parseSave, type SavedState } from "../backends/iptables/save-parser.js";
 import { parseIpsetHeaders } from "../backends/ipset.js";
 import { readInterfaces } from "../facts/host.js";
@@ -31,6 +32,42 @@ export async function readLiveTables(nf: Netfilter, host?: TraceHost): Promise<L
 /** Tables already read (apply's own read, for the lock-out guard), with the kernel's sets beside them. */
 export async function liveTablesFrom(nf: Netfilter, tables: Record<Family, SavedState>): Promise<LiveTables> {
   return { host: { interfaces: readInterfaces() }, tables, sets: await readKernelSets(nf) };
+}
+
+/**
+ * The host as audit and explain trace it. getifaddrs (facts/host.ts) lists only interfaces with an
+ * address, but a connection can come in on one without: Linux takes a packet for any of its
+ * addresses on any interface, and forwards one for a container from any. So every link that is up
+ * and not a port of another (a bridge port's or bond member's packets arrive on its master, a
+ * container's veth among them) is added without addresses. `ip -j link` asks the kernel over
+ * netlink, in this process's namespace; when it cannot answer, the interfaces with an address are
+ * all there is to go on (what audit traced before).
+ */
+export async function readTraceHost(runner: Runner): Promise<TraceHost> {
+  const interfaces = readInterfaces();
+  const known = new Set(interfaces.map((i) => i.name));
+  const links = await runner.run("ip", ["-j", "link", "show"]).catch(() => undefined);
+  for (const name of links?.code === 0 ? unenslavedUpLinks(links.stdout) : []) {
+    if (!known.has(name)) interfaces.push({ name, addresses: [] });
+  }
+  return { interfaces };
+}
+
+/** Names of the links that are up and have no master, from `ip -j link show`; none if it is not that. */
+export function unenslavedUpLinks(json: string): string[] {
+  let links: unknown;
+  try {
+    links = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(links)) return [];
+  return links.flatMap((l: unknown) => {
+    if (typeof l !== "object" || l === null) return [];
+    const link = l as { ifname?: unknown; flags?: unknown; master?: unknown };
+    const up = Array.isArray(link.flags) && link.flags.includes("UP");
+    return typeof link.ifname === "string" && up && link.master === undefined ? [link.ifname] : [];
+  });
 }
 
 async function readKernelSets(nf: Netfilter): Promise<TraceSets> {

@@ -4,7 +4,7 @@
  * the rule `unknown`, and a walk that reaches it gives the verdict `unknown`, never a guess.
  */
 import type { PacketView } from "./packet.js";
-import { cidrContains, parseCidr } from "./address-set.js";
+import { cidrMatcher } from "./address-set.js";
 
 /** One set as a `set` match sees it. `has` may throw MissingLookup (sets.ts) when asked of the kernel. */
 export interface SetView {
@@ -24,6 +24,10 @@ export interface Condition {
   /** As written in the rule, for `explain`. */
   text: string;
   test(p: PacketView, env: MatchEnv): boolean;
+  /** For a `-s CIDR` (not negated): the condition holds exactly for sources inside it (source-index.ts). */
+  source?: string;
+  /** For a set match: testing it may throw (a set missing, or a kernel lookup not made yet). */
+  lookup?: true;
 }
 
 export interface ParsedRule {
@@ -128,7 +132,12 @@ function cond(text: string, negate: boolean, test: (p: PacketView, env: MatchEnv
 }
 
 function addressOption(flag: string, pick: (p: PacketView) => string): OptionParser {
-  return (v, neg) => (parseCidr(v) === undefined ? `${flag} ${v}` : cond(`${flag} ${v}`, neg, (p) => cidrContains(v, pick(p))));
+  return (v, neg) => {
+    const inside = cidrMatcher(v);
+    if (inside === undefined) return `${flag} ${v}`;
+    const c = cond(`${flag} ${v}`, neg, (p) => inside(pick(p)));
+    return flag === "-s" && !neg ? { ...c, source: v } : c;
+  };
 }
 
 function portOption(flag: string, pick: (p: PacketView) => number | undefined, list = false): OptionParser {
@@ -206,12 +215,13 @@ const MODULES: Record<string, Record<string, OptionParser>> = {
     "--match-set": (v, neg) => {
       const [name, dirs] = v.split(" ");
       if (!dirs || !/^(src|dst)$/.test(dirs)) return `--match-set ${v}`;
-      return cond(`--match-set ${v}`, neg, (p, env) => {
+      const c = cond(`--match-set ${v}`, neg, (p, env) => {
         const s = env.set(name!);
         if (s === undefined) throw new UnknownAtRuntime(`set ${name} is not in the kernel`);
         if (s.dimensions !== 1) throw new UnknownAtRuntime(`set ${name} has ${s.dimensions} dimensions`);
         return s.family === p.family && s.has(dirs === "src" ? p.src : p.dst);
       });
+      return { ...c, lookup: true };
     },
   },
   addrtype: {

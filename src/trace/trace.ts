@@ -11,7 +11,8 @@
  * or not. A rule it does not understand, reached by the packet, makes the verdict `unknown`.
  */
 import type { SavedState } from "../backends/iptables/save-parser.js";
-import { cidrContains } from "./address-set.js";
+import { addressBytes, cidrMatcher } from "./address-set.js";
+import { SourceIndex } from "./source-index.js";
 import type { TraceSets } from "./sets.js";
 import { parseRule, UnknownAtRuntime, type MatchEnv, type ParsedRule } from "./rule.js";
 import type { PacketView, Probe, TraceHost } from "./packet.js";
@@ -43,22 +44,25 @@ export interface TraceResult {
 
 /** A host's rules, parsed once and traced many times (audit runs hundreds of probes). */
 export class RuleWalker {
-  private readonly parsed = new Map<string, ParsedRule[]>();
+  private readonly parsed = new Map<string, { rules: ParsedRule[]; bySource: SourceIndex | undefined }>();
 
   constructor(
     readonly tables: SavedState,
     readonly sets: TraceSets,
     private readonly host: TraceHost,
+    /** Skip the `-s` rules a source cannot match (source-index.ts); off only to check it changes nothing. */
+    private readonly options: { skipBySource: boolean } = { skipBySource: true },
   ) {}
 
-  private rules(table: string, chain: string): ParsedRule[] {
+  private chain(table: string, chain: string): { rules: ParsedRule[]; bySource: SourceIndex | undefined } {
     const k = `${table}/${chain}`;
-    let r = this.parsed.get(k);
-    if (r === undefined) {
-      r = (this.tables.get(table)?.chains.get(chain)?.rules ?? []).map(parseRule);
-      this.parsed.set(k, r);
+    let c = this.parsed.get(k);
+    if (c === undefined) {
+      const rules = (this.tables.get(table)?.chains.get(chain)?.rules ?? []).map(parseRule);
+      c = { rules, bySource: this.options.skipBySource ? SourceIndex.of(rules) : undefined };
+      this.parsed.set(k, c);
     }
-    return r;
+    return c;
   }
 
   private readonly env: MatchEnv = {
@@ -113,8 +117,10 @@ export class RuleWalker {
     const stack: { chain: string; next: number }[] = [];
     let current = builtin;
     let i = 0;
+    const src = addressBytes(p.src);
     for (let guard = 0; guard < 100_000; guard++) {
-      const rules = this.rules(table, current);
+      const { rules, bySource } = this.chain(table, current);
+      if (bySource !== undefined && i < rules.length) i = bySource.next(src, i);
       if (i >= rules.length) {
         if (current === builtin) {
           const policy = chain.policy ?? "ACCEPT";
@@ -216,19 +222,35 @@ function addressOf(cidr: string): string {
   return slash < 0 ? cidr : cidr.slice(0, slash);
 }
 
+const isLoopback = cidrMatcher("127.0.0.0/8")!;
+
 export function isLocal(host: TraceHost, address: string): boolean {
-  if (cidrContains("127.0.0.0/8", address) || address === "::1") return true;
+  if (address === "::1" || isLoopback(address)) return true;
   return host.interfaces.some((i) => i.addresses.some((a) => addressOf(a) === address));
+}
+
+/** Each host's connected subnets, parsed once: route() runs for every forwarded probe audit traces. */
+const subnets = new WeakMap<TraceHost, { name: string; prefix: number; holds: (address: string) => boolean }[]>();
+
+function subnetsOf(host: TraceHost): { name: string; prefix: number; holds: (address: string) => boolean }[] {
+  let s = subnets.get(host);
+  if (s === undefined) {
+    s = host.interfaces.flatMap((i) =>
+      i.addresses.flatMap((a) => {
+        const holds = cidrMatcher(a);
+        return holds === undefined ? [] : [{ name: i.name, prefix: Number(a.split("/")[1] ?? 128), holds }];
+      }),
+    );
+    subnets.set(host, s);
+  }
+  return s;
 }
 
 /** The interface a forwarded packet leaves by: the longest matching connected subnet. */
 export function route(host: TraceHost, address: string): string | undefined {
   let best: { name: string; prefix: number } | undefined;
-  for (const i of host.interfaces) {
-    for (const a of i.addresses) {
-      const prefix = Number(a.split("/")[1] ?? 128);
-      if (cidrContains(a, address) && (best === undefined || prefix > best.prefix)) best = { name: i.name, prefix };
-    }
+  for (const s of subnetsOf(host)) {
+    if ((best === undefined || s.prefix > best.prefix) && s.holds(address)) best = s;
   }
   return best?.name;
 }

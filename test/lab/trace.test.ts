@@ -96,6 +96,21 @@ const UFW_DOCKER_RULES = `*filter
 COMMIT
 `;
 
+/**
+ * What dockwall wrote for `interfaces: [nonexistent0]` before it refused such a name, by hand: the
+ * guard is jumped to only for packets that come in on an interface the host does not have, so
+ * everything arriving on eth0 passes it. Loaded directly, so the case stays whatever apply refuses.
+ */
+const ONLY_NONEXISTENT0 = `*filter
+:GUARD-OUTSIDE - [0:0]
+-I INPUT 1 -i nonexistent0 -j GUARD-OUTSIDE
+-I FORWARD 1 -i nonexistent0 -j GUARD-OUTSIDE
+-A GUARD-OUTSIDE -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+-A GUARD-OUTSIDE -p tcp -m tcp --dport 22 -j RETURN
+-A GUARD-OUTSIDE -j DROP
+COMMIT
+`;
+
 describe("see, explain and change safely on Docker 20.10 (ip6tables DNAT): the tracer against the kernel, audit, explain, lock-out guard, confirm", () => {
   let lab: Lab;
   let policy: string;
@@ -141,6 +156,41 @@ describe("see, explain and change safely on Docker 20.10 (ip6tables DNAT): the t
 
   it("a ufw-docker-style DOCKER-USER block: the tracer agrees", async () => {
     await agreesWith(UFW_DOCKER_RULES);
+  });
+
+  it("rules that guard only an interface the host lacks (interfaces: [nonexistent0]): audit calls open what a stranger really reaches", async () => {
+    const file = path.join(lab.workDir, "nonexistent0.yaml");
+    await writeFile(file, `interfaces: [nonexistent0]\n${LAB_POLICY}`);
+    const saved = { ipv4: await lab.hostIptablesSave("ipv4"), ipv6: await lab.hostIptablesSave("ipv6") };
+    const restore = (family: "ipv4" | "ipv6") => (family === "ipv4" ? "iptables-restore" : "ip6tables-restore");
+    try {
+      for (const family of ["ipv4", "ipv6"] as const) {
+        const loaded = await lab.exec(lab.hostNs, restore(family), ["--noflush"], ONLY_NONEXISTENT0);
+        assert.equal(loaded.code, 0, loaded.stderr);
+      }
+      const { wrong } = await disagreements(lab);
+      assert.deepEqual(wrong, [], "the tracer agrees with the kernel probe by probe");
+      const r = await lab.dockwall(["audit", "-c", file, "--json"]);
+      const rows = JSON.parse(r.stdout).rows as { target: { port: number; proto: string; family: string }; reach: { who: string } }[];
+      // Every port at the host's address, from the stranger: audit says "anyone" exactly where a real connection gets in.
+      const specs = (await probeMatrix(lab, TARGETS.filter((t) => t.container === undefined))).filter((s) => s.client === lab.clients.stranger);
+      const real = await lab.probeMany(specs);
+      const wrongAudit = specs.flatMap((s, i) => {
+        const says = rows.find((row) => row.target.port === s.port && row.target.proto === s.proto && row.target.family === s.family)?.reach.who ?? "no row";
+        return (says === "anyone") === real[i] ? [] : [`${s.label}: real ${real[i] ? "open" : "closed"}, audit says ${says}`];
+      });
+      assert.deepEqual(wrongAudit, []);
+      assert.ok(real.filter(Boolean).length > specs.length / 2, `most ports are open to the stranger on eth0 (${real.filter(Boolean).length} of ${specs.length})`);
+      // The database is open to anyone and the policy does not declare it public: a hole, exit 3.
+      assert.equal(r.code, 3, r.stdout + r.stderr);
+      const human = await lab.dockwall(["audit", "-c", file]);
+      assert.match(human.stdout, /^5432\/tcp\s+IPv4\s+container db 5432\/tcp\s+anyone\s+<- open to anyone, not in the policy$/m);
+    } finally {
+      for (const family of ["ipv4", "ipv6"] as const) {
+        const back = await lab.exec(lab.hostNs, restore(family), [], saved[family]);
+        assert.equal(back.code, 0, back.stderr);
+      }
+    }
   });
 
   it("dockwall's rules: every probe's verdict is the real outcome", async () => {
