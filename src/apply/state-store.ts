@@ -109,9 +109,9 @@ export class StateStore {
     return { ...(current ? { current } : {}), ...(previous ? { previous } : {}), ...(pending ? { pending } : {}) };
   }
 
-  /** Records a new applied state; what was there before becomes `previous`. Ends any journal. */
-  async record(current: AppliedRecord, previous: AppliedRecord): Promise<void> {
-    await this.writeRecord("previous", previous);
+  /** Records a new applied state; `previous`, when given, replaces the one stored. Ends any journal. */
+  async record(current: AppliedRecord, previous?: AppliedRecord): Promise<void> {
+    if (previous) await this.writeRecord("previous", previous);
     await this.writeRecord("current", current);
     await rm(this.file("pending"), { force: true });
   }
@@ -125,6 +125,11 @@ export class StateStore {
   async begin(pending: PendingApply): Promise<void> {
     const { before, ...rest } = pending;
     await this.writeJson("pending", { ...rest, before: toStored(before) });
+  }
+
+  /** Removes the journal of an apply that changed nothing in the end (fully undone). */
+  async endJournal(): Promise<void> {
+    await rm(this.file("pending"), { force: true });
   }
 
   async pending(): Promise<PendingApply | undefined> {

@@ -1,11 +1,12 @@
 /** apply under the lock, and remember what was there before so `rollback` can go back to it exactly. */
 import type { Netfilter } from "../backends/netfilter.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { abandonSets, apply, prepareSets, readLive, type ApplyResult, type LiveState } from "./apply.js";
+import { abandonSets, apply, ApplyError, prepareSets, readLive, type ApplyResult, type LiveState } from "./apply.js";
 import type { IpSetSpec } from "../ruleset/types.js";
 import type { Lock } from "./lock.js";
 import { appliedState, type AppliedRecord, type StateStore } from "./state-store.js";
 import { sameInputs, type CompileOrigin } from "../inputs.js";
+import { sameState } from "./state-digest.js";
 
 export interface ApplyTarget {
   netfilter: Netfilter;
@@ -70,16 +71,26 @@ export async function applyWhenReady(
     const previousOf = (state: DesiredState): AppliedRecord =>
       pending?.before ?? { at: recorded?.at ?? started, source: recorded?.source ?? "before dockwall", variant: nf.variant, state };
     // A journal left by a killed apply stays: its `before` is the last whole state, older than ours.
-    const result = await apply(
-      nf,
-      desired,
-      live,
-      { ...(pending ? {} : { beforeChange: (before: DesiredState) => store.begin({ at: started, pid: process.pid, source, before: previousOf(before) }) }) },
-      prepared,
-    );
+    let journalled = false;
+    const beginJournal = (before: DesiredState) => {
+      journalled = true;
+      return store.begin({ at: started, pid: process.pid, source, before: previousOf(before) });
+    };
+    const result = await apply(nf, desired, live, pending ? {} : { beforeChange: beginJournal }, prepared).catch(async (e: unknown) => {
+      // Fully undone, the kernel holds what the records say: the journal this apply wrote would make
+      // `status` report an interrupted apply, and `rollback` then go to its `before` (the current
+      // state) and record that as `previous`, losing the real one. Not undone, it stays: it is true.
+      if (journalled && e instanceof ApplyError && e.rolledBack) await store.endJournal();
+      throw e;
+    });
     const at = new Date().toISOString();
     const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };
-    if (result.changed || recorded === undefined || pending) {
+    if (pending && sameState(desired, pending.before.state)) {
+      // Back to the state before a killed apply (`rollback`): that apply never completed, so the
+      // state before this one is still `previous`; recording the journal's `before` there would make
+      // it a copy of `current` and lose it.
+      await store.record(current);
+    } else if (result.changed || recorded === undefined || pending) {
       await store.record(current, previousOf(result.before));
     } else if (!sameInputs(recorded.origin?.inputs, origin?.inputs)) {
       // Same rules from changed files (a comment edited): `previous` must not become a copy of `current`.
