@@ -117,6 +117,8 @@ export interface ApplyResult {
   /** What the kernel held before (dockwall's part), for `rollback`. */
   before: DesiredState;
   summary: string[];
+  /** Things the user should know that did not stop the apply (an unreadable state file). */
+  warnings?: string[];
   /** An earlier apply that was killed part-way, found in the journal and finished by this one. */
   interrupted?: { at: string; pid: number; source: string };
 }
