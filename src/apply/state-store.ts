@@ -128,9 +128,8 @@ export class StateStore {
   }
 
   /**
-   * The applied record; read from disk once per change of the file. apply asks twice, possibly at
-   * the same time: both get the same objects, which is how a reused compile is recognised (ipset.ts).
-   * Throws StateFileError if the file is not a valid record.
+   * The applied record; read from disk (and checked) once per change of the file: apply asks twice,
+   * possibly at the same time. Throws StateFileError if the file is not a valid record.
    */
   async current(): Promise<AppliedRecord | undefined> {
     await this.ready();

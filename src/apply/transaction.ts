@@ -24,8 +24,8 @@ export interface ApplyOptions {
    */
   guard?: (desired: DesiredState, nf: Netfilter, live: LiveState) => Promise<void>;
   /**
-   * The target's sets (the very objects its desired state will hold), when known before the rest of
-   * it: they are created and filled while the rules compile (apply.ts prepareSets).
+   * The target's sets, when known before the rest of it: they are created and filled while the rules
+   * compile (apply.ts prepareSets), and taken over if the target holds the same sets.
    */
   sets?: Promise<IpSetSpec[]>;
 }

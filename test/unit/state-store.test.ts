@@ -173,3 +173,16 @@ test("a record written by dockwall reads back equal, and its members are checked
     assert.deepEqual(JSON.parse(JSON.stringify(checked.value.state)), JSON.parse(JSON.stringify(b)));
   });
 });
+
+test("a record read twice (other objects, same members) is recognised as what the kernel holds: no member read, nothing planned", async () => {
+  await withStore(async (store, lock) => {
+    const { fake, nf } = await twoApplied(store, lock);
+    const { StateStore } = await import("../../src/apply/state-store.js");
+    const again = (await new StateStore(store.dir).current())!;
+    assert.notEqual(again.state.sets[0], (await store.current())!.state.sets[0]);
+    fake.calls.length = 0;
+    const result = await applyAndRecord(nf, again.state, store, lock, "b.yaml");
+    assert.equal(result.changed, false);
+    assert.ok(!fake.calls.some((c) => c.cmd === "ipset" && c.args[0] === "save"), "no members read back");
+  });
+});
