@@ -11,7 +11,7 @@ import type { IpSetSpec } from "../ruleset/types.js";
 export function stateDigest(state: DesiredState): string {
   const hash = createHash("sha256");
   for (const f of [state.ipv4, state.ipv6]) hash.update(familyText(f));
-  for (const s of [...state.sets].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) hash.update(`set ${s.name} ${s.family} ${setDigest(s)}\n`);
+  for (const s of [...state.sets].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) hash.update(`set ${s.name} ${s.family} ${membersAsSetDigest(s)}\n`);
   return hash.digest("hex");
 }
 
@@ -20,7 +20,7 @@ export function sameState(a: DesiredState, b: DesiredState): boolean {
 }
 
 /** A set's members as a digest, independent of their order. */
-export function setDigest(set: IpSetSpec): string {
+function membersAsSetDigest(set: IpSetSpec): string {
   return createHash("sha256").update([...set.members].sort().join("\n")).digest("hex");
 }
 

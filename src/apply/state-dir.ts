@@ -57,6 +57,13 @@ export function directoryProblem(dir: string, st: Pick<Stats, "mode" | "uid" | "
 export async function prepareStateDir(dir: string, uid: number = process.getuid?.() ?? 0): Promise<void> {
   const wanted = path.resolve(dir);
   const refuse = (problem: string) => new StateDirError(`state directory ${wanted}: ${problem}`);
+  const pseudo = (where: string, fsType?: string) => {
+    const root = PSEUDO_ROOTS.find((r) => where === r || where.startsWith(`${r}/`));
+    if (root !== undefined || fsType !== undefined) {
+      throw refuse(`${where} is on ${fsType ?? root}, which is not a filesystem that stores files; choose a directory such as /var/lib/dockwall`);
+    }
+  };
+  pseudo(wanted);
   // The deepest part of the path that exists, and the names below it to create.
   let existing = wanted;
   const missing: string[] = [];
@@ -70,16 +77,13 @@ export async function prepareStateDir(dir: string, uid: number = process.getuid?
     missing.unshift(path.basename(existing));
     existing = path.dirname(existing);
   }
-  const real = await realpath(existing);
-  const root = PSEUDO_ROOTS.find((r) => real === r || real.startsWith(`${r}/`));
-  const fsType = PSEUDO_FILESYSTEMS.get((await statfs(real)).type);
-  if (root !== undefined || fsType !== undefined) {
-    throw refuse(`${real} is on ${fsType ?? root}, which is not a filesystem that stores files; choose a directory such as /var/lib/dockwall`);
-  }
+  const self = missing.length === 0 ? await lstat(wanted) : undefined;
+  if (self?.isSymbolicLink()) throw refuse(directoryProblem(wanted, self, true, uid)!);
+  const real = await realpath(existing).catch((e: NodeJS.ErrnoException) => {
+    throw refuse(`cannot resolve ${existing}: ${e.code ?? e.message}`);
+  });
+  pseudo(real, PSEUDO_FILESYSTEMS.get((await statfs(real)).type));
   // Every directory from / down: a link above the state directory is judged by where it leads.
-  if (missing.length === 0 && (await lstat(wanted)).isSymbolicLink()) {
-    throw refuse(directoryProblem(wanted, await lstat(wanted), true, uid)!);
-  }
   const parts = real.split("/").filter((p) => p !== "");
   for (let i = 0; i <= parts.length; i++) {
     const at = `/${parts.slice(0, i).join("/")}`;

@@ -103,3 +103,11 @@ for (const dir of ["/proc/self", "/proc/1", "/proc/1/dockwall", "/proc/self/x/y"
     await assert.rejects(prepareStateDir(dir), refusal(/is on (proc|sysfs|\/proc|\/sys|\/dev), which is not a filesystem that stores files/));
   });
 }
+
+test("a state directory that is a dangling link is refused as a link", async () => {
+  await withTemp(async (tmp) => {
+    const link = path.join(tmp, "dangling");
+    await symlink(path.join(tmp, "nowhere"), link);
+    await assert.rejects(prepareStateDir(link), refusal(new RegExp(`${link} is a symbolic link`)));
+  });
+});
