@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import fc from "fast-check";
-import { familyProblems, ruleProblem, type RuleContext } from "../../src/backends/iptables/rule-check.js";
+import { acceptedQuickly, explainedProblem, familyProblems, ruleProblem, type RuleContext } from "../../src/backends/iptables/rule-check.js";
 import { renderRule, type RenderedFamily } from "../../src/backends/iptables/render.js";
 import { render } from "../../src/backends/rendered.js";
 import { compile } from "../../src/compile/index.js";
@@ -97,6 +97,45 @@ for (const family of ["ipv4", "ipv6"] as const) {
         assert.equal(ruleProblem(line, ctx), undefined, line);
       }),
       { numRuns: 3000 },
+    );
+  });
+}
+
+/** A rendered line with a few words changed: what a hand edit or a crafted file holds. */
+function mutated(family: Family): fc.Arbitrary<string> {
+  const vocabulary = ["-j", "-g", "ACCEPT", "RETURN", "-m", "tcp", "conntrack", "--ctstate", "NEW", "-s", "198.18.0.0/15", "2001:db8::/32", "-p", "udp", "!", '"x y"', '"', "--dport", "80", "0", "-i", "eth0", "DOCKWALL-INPUT-OUTSIDE", "DOCKER", "--comment", "comment", "src", ""];
+  const edit = fc.oneof(
+    fc.tuple(fc.constant("replace"), fc.nat(30), fc.constantFrom(...vocabulary)),
+    fc.tuple(fc.constant("insert"), fc.nat(30), fc.constantFrom(...vocabulary)),
+    fc.tuple(fc.constant("delete"), fc.nat(30), fc.constant("")),
+  );
+  return fc.tuple(ruleOf(family).map(renderRule), fc.array(edit, { minLength: 1, maxLength: 3 })).map(([line, edits]) => {
+    const words = line.split(" ");
+    for (const [kind, at, word] of edits) {
+      const i = at % (words.length + 1);
+      if (kind === "replace") words[Math.min(i, words.length - 1)] = word;
+      else if (kind === "insert") words.splice(i, 0, word);
+      else words.splice(i, 1);
+    }
+    return words.join(" ");
+  });
+}
+
+for (const family of ["ipv4", "ipv6"] as const) {
+  test(`the fast path and the word-by-word check agree (${family}): rendered lines pass both, and the fast path accepts nothing the other refuses`, () => {
+    const ctx: RuleContext = { family, chains: new Set(["DOCKWALL-INPUT-OUTSIDE"]), sets: new Set([family === "ipv4" ? "dw4-office" : "dw6-office"]) };
+    fc.assert(
+      fc.property(ruleOf(family).map(renderRule), (line) => {
+        assert.ok(acceptedQuickly(line, ctx), line);
+        assert.equal(explainedProblem(line, ctx), undefined, line);
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(mutated(family), (line) => {
+        if (acceptedQuickly(line, ctx)) assert.equal(explainedProblem(line, ctx), undefined, line);
+      }),
+      { numRuns: 20_000 },
     );
   });
 }

@@ -51,6 +51,64 @@ export interface RuleContext {
 
 /** Why `spec` (a rule as after `-A CHAIN `) is not one render.ts writes; undefined if it is. */
 export function ruleProblem(spec: string, ctx: RuleContext): string | undefined {
+  return acceptedQuickly(spec, ctx) ? undefined : explainedProblem(spec, ctx);
+}
+
+/** A word as render's quote() writes it: bare, or double-quoted with `"` and `\` escaped. */
+const QUOTED = '(?:[A-Za-z0-9_-]+|"(?:[^"\\\\\\x00-\\x1f\\x7f]|\\\\["\\\\])*")';
+const PORTS = "(\\d{1,5}(?::\\d{1,5})?)";
+const WORD = "([^ \\x00-\\x1f\\x7f\"]+)";
+/** renderRule's order, as one expression: the words, and the values to check, captured. */
+const RULE_SHAPE = new RegExp(
+  "^" +
+    [
+      `(?:-s ${WORD} )?(?:-d ${WORD} )?(?:-i ${WORD} )?(?:-o ${WORD} )?(?:-p (tcp|udp|icmp|ipv6-icmp|esp) )?`,
+      `(?:-m (tcp|udp) --dport ${PORTS} |-m icmp --icmp-type (\\d{1,3}) |-m icmp6 --icmpv6-type (\\d{1,3}) )?`,
+      `(?:-m set --match-set ${WORD} src )?`,
+      `(?:-m conntrack(?: --ctstate ([A-Z,]+))?(?: --ctorigdst ${WORD})?(?: --ctorigdstport ${PORTS} --ctdir ORIGINAL)? )?`,
+      `(?:-m limit --limit ([1-9]\\d{0,8}/(?:sec|min|hour|day)) )?`,
+      `(?:-m comment --comment (${QUOTED}) )?`,
+      `(?:-j (RETURN|DROP)|-j REJECT --reject-with ([a-z0-9-]+)|-j LOG --log-prefix (${QUOTED})|-g ${WORD})$`,
+    ].join(""),
+);
+
+/**
+ * The fast path (every apply reads the record: hundreds of rules): one regular expression for the
+ * shape, then the captured values. True only for what explainedProblem accepts too (the unit tests
+ * hold the two to agreeing); false leaves the verdict, and the reason, to explainedProblem.
+ */
+export function acceptedQuickly(spec: string, ctx: RuleContext): boolean {
+  const m = RULE_SHAPE.exec(spec);
+  if (m === null) return false;
+  const [, src, dst, inIface, outIface, proto, portProto, dport, icmpType, icmp6Type, set, ctstate, ctorigdst, ctorigdstport, limit, comment, , rejectWith, logPrefix, goto] = m;
+  const { family } = ctx;
+  if (src !== undefined && !isCidr(src, family)) return false;
+  if (dst !== undefined && !isCidr(dst, family)) return false;
+  if (inIface !== undefined && !isIface(inIface)) return false;
+  if (outIface !== undefined && !isIface(outIface)) return false;
+  if (proto !== undefined && !PROTOS[family].includes(proto)) return false;
+  if (portProto !== undefined && (portProto !== proto || !isPorts(dport!))) return false;
+  if (icmpType !== undefined && (proto !== "icmp" || !isByte(icmpType))) return false;
+  if (icmp6Type !== undefined && (proto !== "ipv6-icmp" || !isByte(icmp6Type))) return false;
+  if (set !== undefined && (!isDockwallSetName(set, family) || !ctx.sets.has(set))) return false;
+  if (spec.includes("-m conntrack") && ctstate === undefined && ctorigdst === undefined && ctorigdstport === undefined) return false;
+  if (ctstate !== undefined && CT_ORDER.filter((s) => ctstate.split(",").includes(s)).join(",") !== ctstate) return false;
+  if (ctorigdst !== undefined && !isAddressOrNetwork(ctorigdst, family)) return false;
+  if (ctorigdstport !== undefined && !isPorts(ctorigdstport)) return false;
+  if (limit === undefined && spec.includes("-m limit")) return false;
+  if (comment !== undefined && !isQuoted(comment)) return false;
+  if (rejectWith !== undefined && !REJECT_WITH[family].includes(rejectWith)) return false;
+  if (logPrefix !== undefined && !isQuoted(logPrefix)) return false;
+  if (goto !== undefined && !ctx.chains.has(goto)) return false;
+  return true;
+}
+
+function isIface(n: string): boolean {
+  return IFACE.test(n) && !FORBIDDEN_IN_IFACE.test(n) && n !== "." && n !== "..";
+}
+
+/** The word-by-word check: slower, and says what is wrong. */
+export function explainedProblem(spec: string, ctx: RuleContext): string | undefined {
   // One rule, one line: a newline would start a second rule (or COMMIT) in the restore payload.
   if (/[\x00-\x1f\x7f]/.test(spec)) return "contains a control character (a newline would start another line of the restore payload)";
   const words = splitWords(spec);
@@ -72,7 +130,7 @@ export function ruleProblem(spec: string, ctx: RuleContext): string | undefined 
   }
   for (const f of ["-i", "-o"]) {
     const n = flag(f);
-    if (n !== undefined) check(IFACE.test(n) && !FORBIDDEN_IN_IFACE.test(n) && n !== "." && n !== "..", `${f} ${n} is not an interface name`);
+    if (n !== undefined) check(isIface(n), `${f} ${n} is not an interface name`);
   }
   const proto = flag("-p");
   if (proto !== undefined) check(PROTOS[ctx.family].includes(proto), `-p ${proto} is not a protocol dockwall writes for ${ctx.family}`);
