@@ -58,7 +58,9 @@ export async function applyWhenReady(
     const [currentRead, pendingRead] = await Promise.all([readable(store.current()), readable(store.pending())]);
     const recorded = currentRead.value;
     const pending = pendingRead.value;
-    const warnings = [currentRead, pendingRead].flatMap((r) => (r.error ? [`${r.error.file} is not a valid dockwall state (${r.error.reason}): not used; the whole kernel was read, and the file is replaced by the new record`] : []));
+    const warnings = [currentRead, pendingRead].flatMap((r) =>
+      r.error ? [`${r.error.file} is not a valid dockwall state (${r.error.reason}): not used; the whole kernel was read, and the file is ${r.error.which === "pending" ? "removed" : "replaced"} once this apply is recorded`] : [],
+    );
     // A journal that cannot be read still says an apply was killed part-way.
     const journalLost = pendingRead.error !== undefined;
     // After an apply killed part-way the kernel may hold anything between two records: read it all.
