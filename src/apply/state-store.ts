@@ -13,8 +13,7 @@ import type { CompiledBefore } from "../pipeline.js";
 import type { CompileOrigin } from "../inputs.js";
 import { FileRefused, readRegularFile, replaceFile } from "./safe-file.js";
 import { prepareStateDir } from "./state-dir.js";
-import { FORMAT, parsePendingFile, parseRecordFile, type Checked } from "./state-schema.js";
-import type { StoredSet } from "./state-schema.js";
+import { FORMAT, parsePendingFile, parseRecordFile, type Checked, type StoredSet } from "./state-schema.js";
 
 export interface AppliedRecord {
   at: string;
@@ -161,7 +160,7 @@ export class StateStore {
    */
   async rollbackTarget(): Promise<AppliedRecord | undefined> {
     const pending = await this.pending();
-    return pending?.before ?? (await this.previous());
+    return rollbackTarget(pending ? { pending } : { previous: await this.previous() });
   }
 
   /** Records a new applied state; `previous`, when given, replaces the one stored. Ends any journal. */
