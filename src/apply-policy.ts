@@ -6,7 +6,7 @@
  */
 import type { Runner } from "./exec/runner.js";
 import type { Lock } from "./apply/lock.js";
-import { compiledBefore, type StateStore } from "./apply/state-store.js";
+import { compiledBefore, ignoreUnreadable, type StateStore } from "./apply/state-store.js";
 import { applyWhenReady, type ApplyOptions } from "./apply/transaction.js";
 import type { ApplyResult } from "./apply/apply.js";
 import { compilePolicy, readFacts, type Compiled } from "./pipeline.js";
@@ -25,7 +25,9 @@ export async function applyPolicy(
   const { facts, netfilter } = readFacts(deps.runner);
   let setsKnown: (sets: IpSetSpec[]) => void = () => undefined;
   const sets = new Promise<IpSetSpec[]>((resolve) => (setsKnown = resolve));
-  const compiling = deps.store.current().then((recorded) => compilePolicy(file, deps.runner, compiledBefore(recorded), facts, setsKnown));
+  // An unreadable record is not built on (the transaction says why): a full compile.
+  const recorded = deps.store.current().catch(ignoreUnreadable);
+  const compiling = recorded.then((r) => compilePolicy(file, deps.runner, compiledBefore(r), facts, setsKnown));
   // Warnings are shown as soon as the compile is done, before the kernel changes (or fails to).
   compiling.then((c) => opts.onCompiled?.(c), () => undefined);
   const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true, sets, ...(opts.guard ? { guard: opts.guard } : {}) });

@@ -13,7 +13,7 @@ import { Netfilter, NetfilterError } from "../backends/netfilter.js";
 import { parseSave, type SavedState } from "../backends/iptables/save-parser.js";
 import { describeDiff, diffFamily, dockwallPart, isEmptyDiff, restorePayload, type FamilyDiff } from "../backends/iptables/diff.js";
 import type { DesiredState } from "../backends/rendered.js";
-import { memberCount } from "../ruleset/members.js";
+import { memberCount, sameSet } from "../ruleset/members.js";
 import { parseIpsetHeaders, parseIpsetSave, planSets, type LiveSet, type SetPlan } from "../backends/ipset.js";
 import type { IpSetSpec } from "../ruleset/types.js";
 import { allSettled } from "../exec/settle.js";
@@ -117,6 +117,8 @@ export interface ApplyResult {
   /** What the kernel held before (dockwall's part), for `rollback`. */
   before: DesiredState;
   summary: string[];
+  /** Things the user should know that did not stop the apply (an unreadable state file). */
+  warnings?: string[];
   /** An earlier apply that was killed part-way, found in the journal and finished by this one. */
   interrupted?: { at: string; pid: number; source: string };
 }
@@ -179,12 +181,12 @@ export async function abandonSets(nf: Netfilter, prepared: PreparedSets): Promis
 
 /**
  * Applies `desired`; `live` is the kernel's state read under the same lock (read here if not given).
- * `prepared` is taken over when it holds desired's very sets, abandoned otherwise.
+ * `prepared` is taken over when it holds desired's sets (by name, family and members), abandoned otherwise.
  */
 export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveState, hooks: ApplyHooks = {}, prepared?: PreparedSets): Promise<ApplyResult> {
   live ??= await readLive(nf);
   const before = snapshot(live);
-  if (prepared && prepared.sets !== desired.sets) {
+  if (prepared && !sameSets(prepared.sets, desired.sets)) {
     await abandonSets(nf, prepared);
     prepared = undefined;
   }
@@ -241,6 +243,10 @@ export async function apply(nf: Netfilter, desired: DesiredState, live?: LiveSta
     return { changed: true, before, summary: [...describePlan(plan), `warning: ${(e as Error).message}`] };
   }
   return { changed: true, before, summary: describePlan(plan) };
+}
+
+function sameSets(a: IpSetSpec[], b: IpSetSpec[]): boolean {
+  return a === b || (a.length === b.length && a.every((s, i) => sameSet(s, b[i]!)));
 }
 
 function withPayload(plan: Plan, step: (f: Family, payload: string) => Promise<void>): Promise<void>[] {

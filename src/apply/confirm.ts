@@ -6,9 +6,10 @@
  * at most once.
  */
 import { randomUUID } from "node:crypto";
-import { readFile, rename, rm, writeFile, mkdir } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StateStore } from "./state-store.js";
+import { FileRefused, readRegularFile, replaceFile } from "./safe-file.js";
 
 export interface ConfirmWindow {
   token: string;
@@ -23,20 +24,38 @@ const file = (store: StateStore) => path.join(store.dir, "confirm.json");
 
 export async function openWindow(store: StateStore, appliedAt: string, source: string, seconds: number): Promise<ConfirmWindow> {
   const w: ConfirmWindow = { token: randomUUID(), deadline: Date.now() + seconds * 1000, appliedAt, source };
-  await mkdir(store.dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file(store)}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(w), { mode: 0o600 });
-  await rename(tmp, file(store));
+  await store.ready();
+  await replaceFile(file(store), JSON.stringify(w));
   return w;
 }
 
 export async function readWindow(store: StateStore): Promise<ConfirmWindow | undefined> {
+  await store.ready();
+  return readWindowFile(file(store));
+}
+
+/** The window in `f`, checked; an error naming the file if it is not one dockwall wrote. */
+async function readWindowFile(f: string): Promise<ConfirmWindow | undefined> {
+  const invalid = (why: string) =>
+    new Error(`${f} is not a valid dockwall confirm window (${why}): remove it; \`dockwall rollback\` goes back by hand if the change was not meant to stay`);
+  let text: string | undefined;
   try {
-    return JSON.parse(await readFile(file(store), "utf8")) as ConfirmWindow;
+    text = await readRegularFile(f, 64 * 1024);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (e instanceof FileRefused) throw invalid(e.message);
     throw e;
   }
+  if (text === undefined) return undefined;
+  let w: Partial<ConfirmWindow>;
+  try {
+    w = JSON.parse(text) as Partial<ConfirmWindow>;
+  } catch (e) {
+    throw invalid(`JSON: ${(e as Error).message}`);
+  }
+  const valid =
+    typeof w === "object" && w !== null && typeof w.token === "string" && typeof w.deadline === "number" && Number.isFinite(w.deadline) && typeof w.appliedAt === "string" && typeof w.source === "string";
+  if (!valid) throw invalid("a field is missing or of the wrong type");
+  return { token: w.token!, deadline: w.deadline!, appliedAt: w.appliedAt!, source: w.source! };
 }
 
 /**
@@ -53,7 +72,7 @@ export async function claimWindow(store: StateStore, token?: string): Promise<Co
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
-  const mine = JSON.parse(await readFile(claimed, "utf8")) as ConfirmWindow;
+  const mine = (await readWindowFile(claimed))!;
   if (token !== undefined && mine.token !== token) {
     // A newer window replaced the one read above between the read and the rename: not ours to take.
     await rename(claimed, file(store));

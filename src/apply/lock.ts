@@ -2,10 +2,9 @@
  * One dockwall changes the kernel at a time. The lock is flock(1) on a file in the state directory,
  * held by a child process for as long as we run: if dockwall dies, even by SIGKILL, the child sees
  * its stdin close and exits, and the kernel drops the lock. (Node cannot call flock(2) itself.)
+ * The directory is the state store's, checked and created by it (state-dir.ts) before the lock is taken.
  */
 import { spawn } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import path from "node:path";
 
 export type Release = () => Promise<void>;
 
@@ -22,7 +21,6 @@ export class FlockLock implements Lock {
   ) {}
 
   async acquire(): Promise<Release> {
-    await mkdir(path.dirname(this.file), { recursive: true });
     const child = spawn("flock", ["-w", String(this.waitSeconds), this.file, "sh", "-c", "echo locked; exec cat >/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
     });

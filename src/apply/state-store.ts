@@ -1,15 +1,19 @@
 /**
  * What dockwall applied, kept on disk so `rollback` can restore the exact previous rules and set
- * members, and `status` can tell drift. Written atomically (temp file + rename).
+ * members, and `status` can tell drift. The directory is checked before use (state-dir.ts), files
+ * are written atomically and read without following links (safe-file.ts), and every file is checked
+ * against its schema, rules included, before anything uses it (state-schema.ts).
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, rm } from "node:fs/promises";
 import path from "node:path";
 import type { DesiredState } from "../backends/rendered.js";
 import type { IptablesVariant } from "../facts/types.js";
-import type { Family } from "../policy/types.js";
-import { lazySet, memberCount } from "../ruleset/members.js";
+import { memberCount } from "../ruleset/members.js";
 import type { CompiledBefore } from "../pipeline.js";
 import type { CompileOrigin } from "../inputs.js";
+import { FileRefused, readRegularFile, replaceFile } from "./safe-file.js";
+import { prepareStateDir } from "./state-dir.js";
+import { FORMAT, parsePendingFile, parseRecordFile, type Checked, type StoredSet } from "./state-schema.js";
 
 export interface AppliedRecord {
   at: string;
@@ -65,12 +69,38 @@ export function stateDir(option?: string): string {
   return option ?? process.env.DOCKWALL_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-const FORMAT = 3;
+/**
+ * Far above any real state (a million IPv6 members are ~45 MB of JSON), far below what parsing would
+ * need to exhaust the heap.
+ */
+const MAX_STATE_BYTES = 256 * 1024 * 1024;
 
-/** On disk each set's members are one newline-joined string (one JSON string, not 100,000). */
-type StoredRecord = Omit<AppliedRecord, "state"> & {
-  state: Omit<DesiredState, "sets"> & { sets: { name: string; family: Family; count: number; members: string }[] };
+/** What each file is for, and so what a user can do when it is unreadable. */
+const WAY_OUT: Record<keyof StoredState, string> = {
+  current:
+    "`dockwall apply -c POLICY_FILE` reads the whole kernel and writes a new record in its place (move the file aside first to keep it)",
+  previous: "`dockwall rollback` will not use it; the next `dockwall apply` replaces it (move the file aside first to keep it)",
+  pending:
+    "it is the journal of an apply that was stopped part-way; `dockwall apply -c POLICY_FILE` reads the whole kernel, applies the policy in full and removes it",
 };
+
+/** A state file that is not one dockwall wrote: truncated, corrupt, edited, or not a regular file. */
+export class StateFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly which: keyof StoredState,
+    /** What is wrong with it, without the advice. */
+    readonly reason: string,
+  ) {
+    super(`${file} is not a valid dockwall state (${reason}): ${WAY_OUT[which]}`);
+  }
+}
+
+/** For a reader that can do without the record (it reads the whole kernel instead): unreadable is none. */
+export function ignoreUnreadable(e: unknown): undefined {
+  if (e instanceof StateFileError) return undefined;
+  throw e;
+}
 
 /**
  * One file per record: every apply reads `current` (100,000 members are ~1 MB of JSON), only
@@ -79,6 +109,7 @@ type StoredRecord = Omit<AppliedRecord, "state"> & {
  */
 export class StateStore {
   private cached?: { key: string; record: Promise<AppliedRecord | undefined> };
+  private checked?: Promise<void>;
 
   constructor(readonly dir: string) {}
 
@@ -86,34 +117,57 @@ export class StateStore {
     return path.join(this.dir, "lock");
   }
 
+  /** Checks the directory (and creates it if missing) once: see state-dir.ts. Everything here waits for it. */
+  ready(): Promise<void> {
+    return (this.checked ??= prepareStateDir(this.dir));
+  }
+
   private file(which: keyof StoredState): string {
     return path.join(this.dir, `${which}.json`);
   }
 
   /**
-   * The applied record; read from disk once per change of the file. apply asks twice, possibly at
-   * the same time: both get the same objects, which is how a reused compile is recognised (ipset.ts).
+   * The applied record; read from disk (and checked) once per change of the file: apply asks twice,
+   * possibly at the same time. Throws StateFileError if the file is not a valid record.
    */
   async current(): Promise<AppliedRecord | undefined> {
+    await this.ready();
     const file = this.file("current");
-    const key = await stat(file).then(
+    const key = await lstat(file).then(
       (s) => `${s.ino} ${s.size} ${s.mtimeMs}`,
       () => "none",
     );
-    if (this.cached?.key !== key) this.cached = { key, record: this.readRecord("current") };
+    if (this.cached?.key !== key) this.cached = { key, record: this.readFile("current", parseRecordFile) };
     return this.cached.record;
   }
 
+  async previous(): Promise<AppliedRecord | undefined> {
+    return this.readFile("previous", parseRecordFile);
+  }
+
+  async pending(): Promise<PendingApply | undefined> {
+    return this.readFile("pending", parsePendingFile);
+  }
+
   async read(): Promise<StoredState> {
-    const [current, previous, pending] = await Promise.all([this.current(), this.readRecord("previous"), this.pending()]);
+    const [current, previous, pending] = await Promise.all([this.current(), this.previous(), this.pending()]);
     return { ...(current ? { current } : {}), ...(previous ? { previous } : {}), ...(pending ? { pending } : {}) };
   }
 
-  /** Records a new applied state; what was there before becomes `previous`. Ends any journal. */
-  async record(current: AppliedRecord, previous: AppliedRecord): Promise<void> {
-    await this.writeRecord("previous", previous);
+  /**
+   * What `rollback` goes back to (see rollbackTarget), reading only the files that decide it: a
+   * corrupt `current` does not stop a rollback, a corrupt journal or `previous` does.
+   */
+  async rollbackTarget(): Promise<AppliedRecord | undefined> {
+    const pending = await this.pending();
+    return rollbackTarget(pending ? { pending } : { previous: await this.previous() });
+  }
+
+  /** Records a new applied state; `previous`, when given, replaces the one stored. Ends any journal. */
+  async record(current: AppliedRecord, previous?: AppliedRecord): Promise<void> {
+    if (previous) await this.writeRecord("previous", previous);
     await this.writeRecord("current", current);
-    await rm(this.file("pending"), { force: true });
+    await this.endJournal();
   }
 
   /** Replaces the current record's details (same rules, new origin); `previous` stays. */
@@ -127,49 +181,40 @@ export class StateStore {
     await this.writeJson("pending", { ...rest, before: toStored(before) });
   }
 
-  async pending(): Promise<PendingApply | undefined> {
-    const data = await this.readJson<Omit<PendingApply, "before"> & { before: StoredRecord }>("pending");
-    return data && { ...data, before: fromStored(data.before) };
+  /** Ends the journal: the apply is recorded, or it changed nothing in the end (fully undone). */
+  async endJournal(): Promise<void> {
+    await rm(this.file("pending"), { force: true });
   }
 
-  private async readRecord(which: "current" | "previous"): Promise<AppliedRecord | undefined> {
-    const data = await this.readJson<StoredRecord>(which);
-    return data && fromStored(data);
+  private async readFile<T>(which: keyof StoredState, parse: (text: string) => Checked<T>): Promise<T | undefined> {
+    await this.ready();
+    const file = this.file(which);
+    let text: string | undefined;
+    try {
+      text = await readRegularFile(file, MAX_STATE_BYTES);
+    } catch (e) {
+      if (e instanceof FileRefused) throw new StateFileError(file, which, e.message);
+      throw e;
+    }
+    if (text === undefined) return undefined;
+    const checked = parse(text);
+    if (!checked.ok) throw new StateFileError(file, which, checked.problems.join("; "));
+    return checked.value;
   }
 
   private writeRecord(which: "current" | "previous", record: AppliedRecord): Promise<void> {
     return this.writeJson(which, toStored(record));
   }
 
-  private async readJson<T>(which: keyof StoredState): Promise<T | undefined> {
-    const file = this.file(which);
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
-    const data = JSON.parse(text) as { format: number; record: T };
-    if (data.format !== FORMAT) throw new Error(`${file}: unknown state format ${data.format} (written by another dockwall version?)`);
-    return data.record;
-  }
-
   private async writeJson(which: keyof StoredState, record: unknown): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const file = this.file(which);
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ format: FORMAT, record }), { mode: 0o600 });
-    await rename(tmp, file);
+    await this.ready();
+    await replaceFile(this.file(which), JSON.stringify({ format: FORMAT, record }));
   }
 }
+
+type StoredRecord = Omit<AppliedRecord, "state"> & { state: Omit<DesiredState, "sets"> & { sets: StoredSet[] } };
 
 function toStored(record: AppliedRecord): StoredRecord {
   const sets = record.state.sets.map((s) => ({ name: s.name, family: s.family, count: memberCount(s), members: s.members.join("\n") }));
   return { ...record, state: { ...record.state, sets } };
-}
-
-function fromStored(data: StoredRecord): AppliedRecord {
-  const { state } = data;
-  return { ...data, state: { ...state, sets: state.sets.map((s) => lazySet(s.name, s.family, s.members, s.count)) } };
 }

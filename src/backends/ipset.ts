@@ -5,7 +5,7 @@
 import type { Family } from "../policy/types.js";
 import type { IpSetSpec } from "../ruleset/types.js";
 import { isDockwallSet, scratchSetName } from "../compile/names.js";
-import { memberCount } from "../ruleset/members.js";
+import { memberCount, sameSet } from "../ruleset/members.js";
 
 export interface LiveSet {
   name: string;
@@ -135,8 +135,9 @@ export function planSets(desired: IpSetSpec[], live: Map<string, LiveSet>): SetP
       continue;
     }
     const compatible = have.type === "hash:net" && have.family === want.family && have.maxelem >= memberCount(want);
-    // The very members the kernel was found to hold (the record reused as the desired state).
-    if (compatible && have.recorded === want) continue;
+    // The members the kernel was found to hold (by count, against the record) are the ones wanted:
+    // the record reused as the desired state, or the same members compiled again.
+    if (compatible && have.recorded !== undefined && sameSet(have.recorded, want)) continue;
     const { added, removed } = memberDelta(have.members, want.members);
     if (compatible && added.length === 0 && removed.length === 0) continue;
     plan.summary.push(`~ set ${want.name}: ${added.length} members added, ${removed.length} removed`);

@@ -51,6 +51,7 @@ export function registerApply(program: Command): void {
         onCompiled: (c) => warn(c.warnings),
         ...(session ? { guard: lockoutGuard(session) } : {}),
       });
+      warn(result.warnings ?? []);
       if (result.interrupted) warn([interruptedMessage(result.interrupted)]);
       print(result.changed ? result.summary : []);
       print([`${result.changed ? "applied" : "no changes"}: ${ruleCounts(compiled.desired)} (iptables ${compiled.netfilter.variant})`]);

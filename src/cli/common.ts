@@ -1,7 +1,7 @@
 /** What every command needs: the runner, the state store, the lock, and consistent output. */
 import { ProcessRunner, type Runner } from "../exec/runner.js";
 import { FlockLock, type Lock } from "../apply/lock.js";
-import { StateStore, appliedState, stateDir } from "../apply/state-store.js";
+import { StateStore, appliedState, ignoreUnreadable, stateDir } from "../apply/state-store.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { detectIptablesVariant } from "../facts/host.js";
 import type { DesiredState } from "../backends/rendered.js";
@@ -25,7 +25,8 @@ export function makeContext(global: GlobalOptions): Context {
 
 /** Where dockwall's rules are: the variant they were applied to, else where Docker's rules are. */
 export async function netfilterFor(ctx: Context): Promise<Netfilter> {
-  const current = await ctx.store.current();
+  // An unreadable record says nothing about the variant; the command that needs it says why.
+  const current = await ctx.store.current().catch(ignoreUnreadable);
   if (current) return new Netfilter(ctx.runner, current.variant);
   return new Netfilter(ctx.runner, await detectIptablesVariant(ctx.runner));
 }

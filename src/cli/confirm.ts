@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { claimWindow, readWindow, type ConfirmWindow } from "../apply/confirm.js";
 import { Exit, makeContext, print, type Context, type GlobalOptions } from "./common.js";
 import { rollBack } from "./rollback.js";
+import { ignoreUnreadable } from "../apply/state-store.js";
 
 /** Starts the keeper: detached, in its own session, so it outlives the terminal and the SSH connection. */
 export function startKeeper(ctx: Context, w: ConfirmWindow): void {
@@ -22,8 +23,10 @@ export async function keepWindow(ctx: Context, token: string): Promise<string[]>
   await sleep(Math.max(0, w.deadline - Date.now()));
   const claimed = await claimWindow(ctx.store, token);
   if (claimed === undefined) return [];
-  // Another apply since (without --confirm) replaced the one this window was for: it stands.
-  if ((await ctx.store.current())?.at !== claimed.appliedAt) return [];
+  // Another apply since (without --confirm) replaced the one this window was for: it stands. A
+  // record that cannot be read cannot show that: what was not confirmed goes (rollback checks its own target).
+  const current = await ctx.store.current().catch(ignoreUnreadable);
+  if (current !== undefined && current.at !== claimed.appliedAt) return [];
   return rollBack(ctx, "not confirmed, rollback");
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { emptyState } from "../backends/rendered.js";
 import { applyAndRecord } from "../apply/transaction.js";
-import { makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
+import { makeContext, netfilterFor, print, warn, type GlobalOptions } from "./common.js";
 
 export function registerRemove(program: Command): void {
   program
@@ -12,6 +12,7 @@ export function registerRemove(program: Command): void {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
       const result = await applyAndRecord(nf, emptyState(), ctx.store, ctx.lock, "remove");
+      warn(result.warnings ?? []);
       print(result.changed ? [...result.summary, "removed: no dockwall rules or sets are left"] : ["nothing to remove"]);
     });
 }

@@ -1,20 +1,21 @@
 import type { Command } from "commander";
 import { applyAndRecord } from "../apply/transaction.js";
-import { rollbackTarget } from "../apply/state-store.js";
 import { claimWindow } from "../apply/confirm.js";
-import { Exit, makeContext, print, type Context, type GlobalOptions } from "./common.js";
+import { Exit, makeContext, print, warn, type Context, type GlobalOptions } from "./common.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { ruleCounts } from "./summary.js";
 
 /** Goes back to the state before the last change; the lines to print. What `rollback` and an unconfirmed `apply --confirm` do. */
 export async function rollBack(ctx: Context, why = "rollback"): Promise<string[]> {
-  const target = rollbackTarget(await ctx.store.read());
+  // A journal or `previous` that is not valid stops here (StateFileError names it): never a guess.
+  const target = await ctx.store.rollbackTarget();
   if (!target) {
     process.stderr.write(`dockwall: nothing to roll back (no earlier state in ${ctx.store.dir})\n`);
     throw new Exit(1);
   }
   const nf = new Netfilter(ctx.runner, target.variant);
   const result = await applyAndRecord(nf, target.state, ctx.store, ctx.lock, `${why} to ${target.source}`);
+  warn(result.warnings ?? []);
   return [...result.summary, `rolled back to the state of ${target.at} (${target.source}): ${ruleCounts(target.state)}`];
 }
 

@@ -26,10 +26,11 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("what is applied, whether the kernel still holds it (drift), and drop counters")
     .option("--json", "machine-readable output")
-    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied.\n\nExample:\n  dockwall status --json\n")
+    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied, 2 a state file is not valid (it is named, with the way out).\n\nExample:\n  dockwall status --json\n")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
+      // Strict: a state file that is not valid is reported (exit 2), never read as "nothing applied".
       const [current, pending, window] = await Promise.all([ctx.store.current(), ctx.store.pending(), readWindow(ctx.store)]);
       const live = await readLive(nf);
       const report: StatusReport = {

@@ -93,6 +93,19 @@ test("sets prepared before the rules are compiled are taken over: the same kerne
   assert.equal(prepares.length, 1);
 });
 
+test("sets prepared from one compile are taken over by an equal one (other objects, same names and members): loaded once, never destroyed", async () => {
+  const fake = dockerHost();
+  const nf = new Netfilter(fake, "nft", 2);
+  const prepared = prepareSets(nf, desiredFor(big(50_000)).sets, await readLive(nf));
+  const desired = desiredFor(big(50_000));
+  assert.notEqual(desired.sets, prepared.sets);
+  await apply(nf, desired, await readLive(nf), {}, prepared);
+  assert.deepEqual([...fake.set("dw4-office")!.members].sort(), addresses(50_000).sort());
+  const loads = fake.calls.filter((c) => c.cmd === "ipset" && /^add dw4-office /m.test(c.input ?? ""));
+  assert.equal(loads.length, 2, "one load, split over the two loaders");
+  assert.ok(!fake.calls.some((c) => c.cmd === "ipset" && /^destroy dw4-office$/m.test(c.input ?? "")));
+});
+
 test("prepared sets that are not the desired state's are undone, and the apply goes on as usual", async () => {
   const fake = dockerHost();
   const nf = new Netfilter(fake, "nft");
