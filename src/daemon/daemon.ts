@@ -206,7 +206,7 @@ export class Daemon {
     if (!this.files.watching) this.files.set([this.opts.policy]);
     if (this.monitor === undefined && held.netfilter.variant === "nft") this.startMonitor();
     if (news) {
-      this.log("error", held.holding === "last-applied" ? "the policy cannot be applied; holding the last applied rules" : `the policy cannot be applied and none was applied before; holding the lock-down (only SSH ${LOCK_DOWN_SSH_PORT}/tcp open)`, {
+      this.log("error", held.holding === "last-applied" ? "the policy cannot be applied; holding the last applied rules" : `the policy cannot be applied and there are no applied rules to fall back to; holding the lock-down (only SSH ${LOCK_DOWN_SSH_PORT}/tcp open from outside)`, {
         ...failure(cause),
         holding: held.holding,
         heldAt: held.record.at,
@@ -214,8 +214,8 @@ export class Daemon {
         ...(held.result.changed ? { changes: held.result.summary } : {}),
         ...(held.warnings.length > 0 ? { warnings: held.warnings } : {}),
       });
+      await writeDegraded(this.deps.store.dir, note).catch((e: unknown) => this.log("warn", "could not write the degraded note for status", { error: firstLine(e) }));
     }
-    await writeDegraded(this.deps.store.dir, note).catch((e: unknown) => this.log("warn", "could not write the degraded note for status", { error: firstLine(e) }));
   }
 
   /**
