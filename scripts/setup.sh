@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine (run as root):
 # the kernel's firewall tools, Docker Engine 20.10 (docker.io), socat and busybox for the lab image,
-# wrk and iperf3 for the data-plane benchmark, then the npm packages from package-lock.json.
+# wrk and iperf3 for the data-plane benchmark, systemd for systemd-analyze (the unit test scores the
+# service unit with it), then the npm packages from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3)
+PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3 systemd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,64 +1,100 @@
 import type { Command } from "commander";
-import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
+import { access, constants, mkdir, realpath, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { runOk } from "../exec/runner.js";
 import { readPolicy } from "../pipeline.js";
-import { renderUnit, UNIT_NAME } from "../daemon/systemd.js";
+import { installSteps, SYSTEMD_PATH, UNIT_NAME, UNIT_PATH, underHome } from "../daemon/systemd.js";
 import { DEFAULT_POLICY, makeContext, print, warn, type GlobalOptions } from "./common.js";
 
-const UNIT_DIR = "/etc/systemd/system";
+const UNIT_DIR = path.dirname(UNIT_PATH);
+
+interface InstallOptions {
+  config: string;
+  start: boolean;
+  unitDir: string;
+  metrics?: string;
+  dryRun?: boolean;
+}
+
+/** The unit runs `/usr/bin/env node`: a node that is not on systemd's PATH would not start. */
+async function nodeOnSystemdPath(): Promise<boolean> {
+  for (const dir of SYSTEMD_PATH) {
+    if (await access(path.join(dir, "node"), constants.X_OK).then(() => true, () => false)) return true;
+  }
+  return false;
+}
 
 export function registerInstall(program: Command): void {
   program
     .command("install")
-    .description(`run \`dockwall watch\` as a systemd service (${UNIT_NAME}), started before Docker`)
+    .description(`run \`dockwall watch\` as a systemd service (${UNIT_NAME}), started before the network and Docker`)
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
     .option("--metrics <address:port>", "the service serves Prometheus metrics there (watch --metrics)")
     .option("--no-start", "write and enable the unit, but do not start it now")
-    .option("--unit-dir <dir>", "where the unit file goes", UNIT_DIR)
+    .option("--unit-dir <dir>", `where the unit file goes; any other than ${UNIT_DIR} makes no systemctl call (packaging)`, UNIT_DIR)
+    .option("--dry-run", "print the unit and the commands install would run; change nothing")
     .addHelpText(
       "after",
       `
-The policy is checked first. The service is ready only once the policy is in the kernel, and
-docker.service waits for it, so at boot Docker publishes nothing before the policy holds.
+The policy is checked first. The service is ready only once rules are in the kernel (the policy,
+or when it cannot be applied the last applied rules or a lock-down with only SSH open), and the
+network and docker.service wait for it, so at boot nothing is reachable before dockwall holds.
+The service runs \`node\` found on systemd's PATH (${SYSTEMD_PATH.join(":")}), so a Node.js
+upgrade does not break it, sandboxed (systemd-analyze security dockwall.service).
 
 Example:
   sudo dockwall install -c /etc/dockwall/dockwall.yaml
+  dockwall install --dry-run -c /etc/dockwall/dockwall.yaml
 `,
     )
-    .action(async (opts: { config: string; start: boolean; unitDir: string; metrics?: string }, cmd: Command) => {
+    .action(async (opts: InstallOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const ctx = makeContext(global);
       const policy = path.resolve(opts.config);
       warn((await readPolicy(policy)).warnings);
-      const unit = renderUnit({
-        node: process.execPath,
-        script: await realpath(process.argv[1]!),
+      const script = await realpath(process.argv[1]!);
+      if (!(await nodeOnSystemdPath())) {
+        warn([`no node on systemd's PATH (${SYSTEMD_PATH.join(":")}): the service would not start; install Node.js system-wide or link it there, e.g. ln -s ${process.execPath} /usr/local/bin/node`]);
+      }
+      const steps = installSteps({
+        script,
         policy,
+        underHome: underHome(script) || underHome(policy),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
         ...(global.stateDir ? { stateDir: path.resolve(global.stateDir) } : {}),
+        unitDir: opts.unitDir,
+        start: opts.start,
       });
-      const file = path.join(opts.unitDir, UNIT_NAME);
-      await mkdir(opts.unitDir, { recursive: true });
-      await writeFile(file, unit, { mode: 0o644 });
-      await runOk(ctx.runner, "systemctl", ["daemon-reload"]);
-      await runOk(ctx.runner, "systemctl", ["enable", UNIT_NAME]);
-      if (opts.start) await runOk(ctx.runner, "systemctl", ["start", UNIT_NAME]);
-      print([`installed ${file}: enabled${opts.start ? " and started" : ""}; it starts before docker.service`]);
+      if (opts.dryRun) {
+        print([`# would write ${steps.unitFile}:`, ...steps.unit.trimEnd().split("\n")]);
+        print(steps.directories.map((d) => `# would create ${d} (mode 0700)`));
+        print(steps.systemctl.length > 0 ? steps.systemctl.map((a) => `# would run: systemctl ${a.join(" ")}`) : [`# would run no systemctl command (--unit-dir is not ${UNIT_DIR})`]);
+        return;
+      }
+      const ctx = makeContext(global);
+      for (const dir of steps.directories) await mkdir(dir, { recursive: true, mode: 0o700 });
+      await mkdir(path.dirname(steps.unitFile), { recursive: true });
+      await writeFile(steps.unitFile, steps.unit, { mode: 0o644 });
+      for (const args of steps.systemctl) await runOk(ctx.runner, "systemctl", args);
+      if (steps.systemctl.length === 0) {
+        print([`wrote ${steps.unitFile}; no systemctl call (--unit-dir is not ${UNIT_DIR}): enable it where it is installed`]);
+      } else {
+        print([`installed ${steps.unitFile}: enabled${opts.start ? " and started" : ""}; it starts before the network and docker.service`]);
+      }
     });
 
   program
     .command("uninstall")
     .description(`stop and remove the ${UNIT_NAME} service; the rules stay in place`)
-    .option("--unit-dir <dir>", "where the unit file is", UNIT_DIR)
+    .option("--unit-dir <dir>", `where the unit file is; any other than ${UNIT_DIR} makes no systemctl call`, UNIT_DIR)
     .addHelpText("after", "\n`dockwall remove` afterwards takes the rules out too.\n\nExample:\n  sudo dockwall uninstall\n")
     .action(async (opts: { unitDir: string }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const file = path.join(opts.unitDir, UNIT_NAME);
+      const file = path.join(path.resolve(opts.unitDir), UNIT_NAME);
+      const systemd = file === UNIT_PATH;
       // Disabling a unit that is not there fails; removing what is there is the point.
-      await ctx.runner.run("systemctl", ["disable", "--now", UNIT_NAME]);
+      if (systemd) await ctx.runner.run("systemctl", ["disable", "--now", UNIT_NAME]);
       await rm(file, { force: true });
-      await runOk(ctx.runner, "systemctl", ["daemon-reload"]);
+      if (systemd) await runOk(ctx.runner, "systemctl", ["daemon-reload"]);
       print([`uninstalled ${file}; the rules stay in place (dockwall remove takes them out)`]);
     });
 }

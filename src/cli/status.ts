@@ -4,7 +4,8 @@ import { describeDiff, diffFamily, isEmptyDiff } from "../backends/iptables/diff
 import { planSets } from "../backends/ipset.js";
 import { parseSave } from "../backends/iptables/save-parser.js";
 import { readWindow } from "../apply/confirm.js";
-import { Exit, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
+import { Exit, makeContext, netfilterFor, print, warn, type GlobalOptions } from "./common.js";
+import { readDegraded, type DegradedNote } from "../daemon/degraded.js";
 
 interface StatusReport {
   applied: boolean;
@@ -16,6 +17,8 @@ interface StatusReport {
   interrupted?: { at: string; pid: number; source: string };
   /** An `apply --confirm` window still open: rolled back at the deadline unless confirmed. */
   awaitingConfirm?: { until: string; source: string };
+  /** `watch` cannot apply the policy and holds a fallback instead (daemon/degraded.ts). */
+  degraded?: DegradedNote;
   drift: string[];
   families: Record<string, { chains: Record<string, number>; jumpsFirst: boolean; dropped: { packets: number; bytes: number } }>;
   sets: { name: string; family: string; members: number }[];
@@ -26,13 +29,19 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("what is applied, whether the kernel still holds it (drift), and drop counters")
     .option("--json", "machine-readable output")
-    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift or nothing applied, 2 a state file is not valid (it is named, with the way out).\n\nExample:\n  dockwall status --json\n")
+    .addHelpText("after", "\nExit code: 0 applied and in sync, 3 drift, nothing applied, or watch cannot apply the policy (DEGRADED), 2 a state file is not valid (it is named, with the way out).\n\nExample:\n  dockwall status --json\n")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const nf = await netfilterFor(ctx);
       // Strict: a state file that is not valid is reported (exit 2), never read as "nothing applied".
       const [current, pending, window] = await Promise.all([ctx.store.current(), ctx.store.pending(), readWindow(ctx.store)]);
       const live = await readLive(nf);
+      // A note from before a later apply (`dockwall apply` by hand) is stale: it no longer says what holds.
+      const note = await readDegraded(ctx.store.dir).catch((e: unknown) => {
+        warn([e instanceof Error ? e.message : String(e)]);
+        return undefined;
+      });
+      const degraded = note !== undefined && note.heldAt === current?.at ? note : undefined;
       const report: StatusReport = {
         applied: current !== undefined,
         appliedAt: current?.at,
@@ -41,6 +50,7 @@ export function registerStatus(program: Command): void {
         inSync: false,
         ...(pending ? { interrupted: { at: pending.at, pid: pending.pid, source: pending.source } } : {}),
         ...(window ? { awaitingConfirm: { until: new Date(window.deadline).toISOString(), source: window.source } } : {}),
+        ...(degraded ? { degraded } : {}),
         drift: [],
         families: {},
         sets: [...live.sets.values()].map((s) => ({ name: s.name, family: s.family, members: s.members.length })),
@@ -79,7 +89,7 @@ export function registerStatus(program: Command): void {
       } else {
         print(humanStatus(report));
       }
-      if (!report.inSync) throw new Exit(3);
+      if (!report.inSync || report.degraded) throw new Exit(3);
     });
 }
 
@@ -92,6 +102,13 @@ function humanStatus(r: StatusReport): string[] {
   }
   for (const s of r.sets) lines.push(`set ${s.name} (${s.family}): ${s.members} members`);
   if (r.awaitingConfirm) lines.push(`AWAITING CONFIRMATION: rolled back at ${r.awaitingConfirm.until} unless \`dockwall confirm\` runs`);
+  if (r.degraded) {
+    const d = r.degraded;
+    const what = d.holding === "lock-down" ? "the lock-down (only SSH 22/tcp open from outside)" : `the last applied rules (${d.heldSource})`;
+    lines.push(`DEGRADED since ${d.since}: dockwall watch (pid ${d.pid}) cannot apply the policy and holds ${what}: ${d.reason}`);
+    lines.push(...d.errors.map((e) => `  ${e}`));
+    lines.push("  fix the policy (dockwall check -c POLICY_FILE): watch applies it as soon as it is written");
+  }
   if (r.interrupted) {
     const i = r.interrupted;
     lines.push(`INTERRUPTED: the apply of ${i.source} started at ${i.at} (pid ${i.pid}) was stopped part-way; the kernel may hold part of it.`);

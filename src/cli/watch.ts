@@ -1,23 +1,30 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { endpointFromEnv } from "../facts/engine-api.js";
 import { Daemon } from "../daemon/daemon.js";
+import { formatLogLine, stdoutIsJournal, type Level } from "../daemon/log-line.js";
 import { DEFAULT_POLICY, makeContext, type GlobalOptions } from "./common.js";
 
 interface WatchOptions {
   config: string;
-  checkEvery: string;
-  debounce: string;
+  checkEvery: number;
+  debounce: number;
   metrics?: string;
 }
 
-/** One JSON object per line on stdout: journald keeps them as they are, `jq` reads them. */
-function log(level: "info" | "warn" | "error", event: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`);
+/** Known at the first line: only `watch` logs. */
+let journal: boolean | undefined;
+
+/** One JSON object per line on stdout (log-line.ts). */
+function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
+  journal ??= stdoutIsJournal();
+  process.stdout.write(formatLogLine(level, event, fields, new Date(), journal));
 }
 
-function seconds(text: string, what: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${what} must be a positive number of seconds, not "${text}"`);
+/** A usage error (exit 1), reported by commander with the option's name, before anything runs. */
+function seconds(text: string): number {
+  const n = /^\s*\d*\.?\d+\s*$/.test(text) ? Number(text) : NaN;
+  // setInterval takes at most 2^31-1 ms; more would fire at once, every millisecond.
+  if (!Number.isFinite(n) || n <= 0 || n * 1000 > 2 ** 31 - 1) throw new InvalidArgumentError(`expected a positive number of seconds (at most 2147483), not "${text.replace(/[^\x20-\x7e]/g, "?")}"`);
   return n;
 }
 
@@ -26,18 +33,24 @@ export function registerWatch(program: Command): void {
     .command("watch")
     .description("the daemon: apply the policy, then keep it true as containers, networks, group files and the ruleset change")
     .option("-c, --config <file>", "policy file", DEFAULT_POLICY)
-    .option("--check-every <seconds>", "also check the kernel this often (ruleset changes are seen at once with iptables-nft)", "300")
-    .option("--debounce <seconds>", "fold events this close together into one apply", "0.1")
+    .option("--check-every <seconds>", "also check the kernel this often (ruleset changes are seen at once with iptables-nft)", seconds, 300)
+    .option("--debounce <seconds>", "fold events this close together into one apply", seconds, 0.1)
     .option("--metrics <address:port>", "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9273)")
     .addHelpText(
       "after",
       `
 Re-applies on Docker events (containers, networks), on any ruleset change made by another tool
 (iptables-nft), when the policy or a group file is written, on SIGHUP, and every --check-every
-seconds; an apply that finds the kernel right writes nothing. If the first apply fails the daemon
-exits (1: the policy does not validate, 2: the kernel refused); later, a policy that does not
-validate is refused and logged and the rules in place stay. SIGTERM stops it and leaves the rules
-in place. Logs one JSON line per event on stdout. Run it as a service: dockwall install.
+seconds; an apply that finds the kernel right writes nothing.
+
+A policy that cannot be applied (it does not validate, cannot be read, or the kernel refuses it)
+never leaves the host open: the daemon keeps the last applied rules (put back from the state
+directory after a reboot), or, if none were ever applied, a lock-down with only SSH (22/tcp) open
+from outside; it logs an error, \`dockwall status\` shows it, the metric dockwall_policy_valid is 0;
+the first policy that applies replaces it. Only when even that cannot be applied (no iptables) does
+the daemon exit (1: the policy does not validate, 2: failed). SIGTERM stops it and leaves the rules
+in place. Logs one JSON line per event on stdout (with a journald priority prefix when stdout is
+the journal). Run it as a service: dockwall install.
 
 Example:
   dockwall watch -c /etc/dockwall/dockwall.yaml
@@ -59,8 +72,8 @@ Example:
         {
           policy: opts.config,
           docker: endpointFromEnv(),
-          checkEveryMs: seconds(opts.checkEvery, "--check-every") * 1000,
-          debounceMs: seconds(opts.debounce, "--debounce") * 1000,
+          checkEveryMs: opts.checkEvery * 1000,
+          debounceMs: opts.debounce * 1000,
           ...(metrics ? { metrics } : {}),
         },
         log,

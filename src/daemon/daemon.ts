@@ -18,6 +18,8 @@ import { DockerEventStream, type DockerEvent } from "./docker-events.js";
 import { FileWatch } from "./file-watch.js";
 import { RulesetMonitor } from "./ruleset-monitor.js";
 import { notifyReady } from "./systemd.js";
+import { holdFallback, LOCK_DOWN_SSH_PORT } from "./fallback.js";
+import { clearDegraded, writeDegraded, type DegradedNote } from "./degraded.js";
 import { WatchLoop, type LoopDeps, type LoopOutcome } from "./watch-loop.js";
 import type { Metrics } from "./metrics.js";
 import { Netfilter } from "../backends/netfilter.js";
@@ -44,6 +46,8 @@ export class Daemon {
   private periodic?: NodeJS.Timeout;
   private lastWarnings = "[]";
   private dockerUp?: boolean;
+  /** Set while the policy cannot be applied and a fallback holds instead. */
+  private degraded?: DegradedNote;
 
   constructor(
     private readonly deps: { runner: Runner; store: StateStore; lock: Lock },
@@ -77,32 +81,45 @@ export class Daemon {
   }
 
   /**
-   * The first apply, outside the loop: if it fails (a policy that does not validate, no iptables) the
-   * daemon does not start, as a server refuses a bad configuration, and systemd says so. Only once
-   * the policy is in the kernel is the service ready, and may Docker start (systemd.ts).
+   * The first apply, outside the loop. Only once rules are in the kernel is the service ready, and
+   * may Docker start (systemd.ts). A policy that cannot be applied does not stop the daemon: Docker
+   * would start with no dockwall rules at all. It holds a fallback instead (fallback.ts) and keeps
+   * watching for a policy that applies; only when even the fallback cannot be applied (no iptables)
+   * does it not start, and systemd says so.
    */
   async start(): Promise<void> {
     const started = Date.now();
     try {
-      const first = await this.apply(["start"]);
+      const first = await this.applyPolicyFile();
       this.log("info", first.changed ? "applied" : "unchanged", { causes: ["start"], ms: Date.now() - started, ...first.detail });
       this.opts.metrics?.applied(first.changed ? "changed" : "unchanged", ["start"], (Date.now() - started) / 1000);
+      await this.policyHolds();
     } catch (e) {
-      this.log("error", "the first apply failed; not starting", {
-        error: e instanceof Error ? e.message.split("\n")[0] : String(e),
-        ...(e instanceof PolicyInvalid ? { errors: e.errors } : {}),
-      });
-      this.shutdown();
-      throw e;
+      this.opts.metrics?.applied("failed", ["start"], (Date.now() - started) / 1000);
+      try {
+        await this.fallBack(e);
+      } catch (f) {
+        this.log("error", "the policy cannot be applied, nor can a fallback; not starting", {
+          ...failure(e),
+          fallbackError: firstLine(f),
+        });
+        this.shutdown();
+        throw e;
+      }
     }
     await notifyReady();
-    this.log("info", "ready");
+    this.log("info", "ready", this.degraded ? { degraded: this.degraded.holding } : {});
     this.docker.start();
     this.periodic = setInterval(() => this.loop.trigger(PERIODIC), this.opts.checkEveryMs);
   }
 
   trigger(cause: string): void {
     this.loop.trigger(cause);
+  }
+
+  /** Resolves when no apply is running or waiting (for tests). */
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /** Stops watching after the apply in progress; the rules stay. Inverse: a new Daemon's start(). */
@@ -119,7 +136,23 @@ export class Daemon {
   }
 
   private async apply(causes: string[]): Promise<LoopOutcome> {
-    if (causes.length === 1 && causes[0] === PERIODIC && (await this.kernelHoldsRecord())) return { changed: false, detail: {}, quiet: true };
+    // While degraded every check is a try of the policy: the cheap path would only find the fallback.
+    if (this.degraded === undefined && causes.length === 1 && causes[0] === PERIODIC && (await this.kernelHoldsRecord())) {
+      return { changed: false, detail: {}, quiet: true };
+    }
+    try {
+      const outcome = await this.applyPolicyFile();
+      await this.policyHolds();
+      return outcome;
+    } catch (e) {
+      // The policy stays refused (the loop logs why) and what holds stays true: put back if another
+      // tool flushed it, the lock-down compiled again for the Docker networks of now.
+      await this.fallBack(e).catch((f: unknown) => this.log("error", "the fallback could not be applied either", { fallbackError: firstLine(f) }));
+      throw e;
+    }
+  }
+
+  private async applyPolicyFile(): Promise<LoopOutcome> {
     // Set members are checked by entry count, as every apply does: a member deleted or a set flushed
     // shows; a member swapped for another at the same count shows in `dockwall status`.
     const { compiled, result } = await applyPolicy(this.opts.policy, this.deps);
@@ -141,14 +174,60 @@ export class Daemon {
     };
   }
 
+  /** The policy is in the kernel: a degraded note and metric end (a note left by an earlier run too). */
+  private async policyHolds(): Promise<void> {
+    this.opts.metrics?.policyHolds();
+    if (this.degraded) this.log("info", "the policy applies again; the fallback is replaced", { since: this.degraded.since, was: this.degraded.holding });
+    this.degraded = undefined;
+    await clearDegraded(this.deps.store.dir).catch((e: unknown) => this.log("warn", "could not remove the degraded note", { error: firstLine(e) }));
+  }
+
+  /**
+   * Holds the fallback in place of a policy that cannot be applied, and says so loudly: an error log
+   * line (when what holds or why changes, not on every retry), the note `status` shows, the metric.
+   */
+  private async fallBack(cause: unknown): Promise<void> {
+    const held = await holdFallback(this.deps);
+    const errors = cause instanceof PolicyInvalid ? cause.errors : [];
+    const note: DegradedNote = {
+      since: this.degraded?.since ?? new Date().toISOString(),
+      pid: process.pid,
+      reason: firstLine(cause),
+      errors,
+      holding: held.holding,
+      heldAt: held.record.at,
+      heldSource: held.record.source,
+    };
+    const news = JSON.stringify({ ...note, since: "" }) !== JSON.stringify({ ...this.degraded, since: "" }) || held.result.changed;
+    this.degraded = note;
+    this.opts.metrics?.degradedBy(held.holding, cause instanceof PolicyInvalid ? "policy-invalid" : "apply-failed");
+    this.opts.metrics?.useNetfilter(held.netfilter);
+    // Until a policy has been read, its file is all there is to watch (its group files come with it).
+    if (!this.files.watching) this.files.set([this.opts.policy]);
+    if (this.monitor === undefined && held.netfilter.variant === "nft") this.startMonitor();
+    if (news) {
+      this.log("error", held.holding === "last-applied" ? "the policy cannot be applied; holding the last applied rules" : `the policy cannot be applied and there are no applied rules to fall back to; holding the lock-down (only SSH ${LOCK_DOWN_SSH_PORT}/tcp open from outside)`, {
+        ...failure(cause),
+        holding: held.holding,
+        heldAt: held.record.at,
+        heldSource: held.record.source,
+        ...(held.result.changed ? { changes: held.result.summary } : {}),
+        ...(held.warnings.length > 0 ? { warnings: held.warnings } : {}),
+      });
+      await writeDegraded(this.deps.store.dir, note).catch((e: unknown) => this.log("warn", "could not write the degraded note for status", { error: firstLine(e) }));
+    }
+  }
+
   /**
    * The periodic check's cheap path: the kernel read and compared with the applied record (three
    * child processes), no Docker lookup, no compile. Docker and the files have their own events; this
    * is for drift no event showed (the legacy back end, a missed event). False sends it on to a full apply.
    */
   private async kernelHoldsRecord(): Promise<boolean> {
-    const [recorded, pending] = await Promise.all([this.deps.store.current(), this.deps.store.pending()]);
-    if (recorded === undefined || pending) return false;
+    // A state file that is not valid sends it on to the full apply, which reads the whole kernel.
+    const unreadable = () => "unreadable" as const;
+    const [recorded, pending] = await Promise.all([this.deps.store.current().catch(unreadable), this.deps.store.pending().catch(unreadable)]);
+    if (recorded === undefined || recorded === "unreadable" || pending) return false;
     const nf = new Netfilter(this.deps.runner, recorded.variant);
     return planIsEmpty(makePlan(recorded.state, await readLive(nf, { known: recorded.state })));
   }
@@ -167,6 +246,15 @@ export class Daemon {
     });
     this.monitor.start();
   }
+}
+
+function firstLine(e: unknown): string {
+  return e instanceof Error ? (e.message.split("\n")[0] ?? "") : String(e);
+}
+
+/** A failure as log fields: its first line, and every error of a policy that did not validate. */
+function failure(e: unknown): Record<string, unknown> {
+  return { error: firstLine(e), ...(e instanceof PolicyInvalid ? { errors: e.errors } : {}) };
 }
 
 function describeEvent(e: DockerEvent): string {

@@ -12,6 +12,11 @@ export class FileWatch {
 
   constructor(private readonly changed: (file: string) => void) {}
 
+  /** Whether any file is watched (set() was called with some, and close() not since). */
+  get watching(): boolean {
+    return this.files.size > 0;
+  }
+
   /** Watches exactly these files from now on (its inverse: close()). */
   set(files: string[]): void {
     this.files = new Set(files.map((f) => path.resolve(f)));
@@ -38,6 +43,7 @@ export class FileWatch {
   }
 
   close(): void {
+    this.files.clear();
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
   }

@@ -8,6 +8,7 @@ import client from "prom-client";
 import type { Netfilter } from "../backends/netfilter.js";
 import { parseSave, type RuleCounter } from "../backends/iptables/save-parser.js";
 import { FAMILIES } from "../apply/apply.js";
+import type { Holding } from "./fallback.js";
 
 interface CounterRow {
   labels: Record<"family" | "table" | "chain" | "rule" | "comment" | "verdict", string>;
@@ -46,6 +47,18 @@ export class Metrics {
   private readonly docker = new client.Gauge({
     name: "dockwall_docker_connected",
     help: "1 while the Docker event stream is open, 0 while Docker cannot be reached.",
+    registers: [this.registry],
+  });
+
+  private readonly policyValid = new client.Gauge({
+    name: "dockwall_policy_valid",
+    help: "1 while the policy file is what the kernel holds; 0 while it cannot be applied (invalid, unreadable, refused by the kernel) and the rules in place or a fallback hold instead.",
+    registers: [this.registry],
+  });
+  private readonly degraded = new client.Gauge({
+    name: "dockwall_degraded",
+    help: "1 while the policy cannot be applied, labelled with what holds instead (holding: last-applied, lock-down) and why (reason: policy-invalid, apply-failed); no series otherwise.",
+    labelNames: ["holding", "reason"],
     registers: [this.registry],
   });
 
@@ -113,6 +126,18 @@ export class Metrics {
     this.applies.inc({ result });
     this.lastApply.set(seconds);
     if (result === "changed") for (const kind of new Set(causes.map(causeKind))) this.repairs.inc({ cause: kind });
+  }
+
+  /** The policy holds (the inverse of degradedBy). */
+  policyHolds(): void {
+    this.policyValid.set(1);
+    this.degraded.reset();
+  }
+
+  degradedBy(holding: Holding, reason: "policy-invalid" | "apply-failed"): void {
+    this.policyValid.set(0);
+    this.degraded.reset();
+    this.degraded.set({ holding, reason }, 1);
   }
 
   dockerConnected(up: boolean): void {

@@ -394,4 +394,98 @@ describe("dockwall watch on Docker 20.10 (ip6tables DNAT, ip_forward on before d
     watch.signal("SIGTERM");
     assert.equal(await watch.exit, 0);
   });
+
+  /**
+   * A reboot with a policy that does not validate (a typo left in it): dockwall must not exit and let
+   * Docker start with every published port open. It holds the last applied rules, or with none the
+   * lock-down (SSH only), from the moment it is ready, in both start orders, while the stranger probes
+   * all along; then the fixed policy, once written, is applied.
+   */
+  for (const order of ["dockwall first", "dockerd first"] as const) {
+    for (const withState of [true, false]) {
+      it(`a boot with a policy that does not validate, ${order}, ${withState ? "with an applied state" : "with no applied state"}: the stranger never gets in once dockwall is ready${withState ? "" : ", SSH stays reachable"}; the fixed policy is applied when written`, async (t) => {
+        const boot = path.join(lab.workDir, "boot.yaml");
+        await writeFile(boot, LAB_POLICY.replace("trusted: [office]", "trusted: [ofice]"));
+        if (withState) {
+          const r = await lab.dockwall(["apply", "-c", policy]);
+          assert.equal(r.code, 0, r.stderr);
+        } else {
+          await rm(lab.stateDir, { recursive: true, force: true });
+        }
+        await lab.stopDockerd();
+        await lab.emptyKernel();
+        // Closed to the stranger under the applied state and the lock-down alike; 8080 is public only in the state.
+        const closed = [
+          ...CLOSED_TO_STRANGER,
+          { family: "ipv4" as const, port: 8001 },
+          { family: "ipv4" as const, port: 9100 },
+          { family: "ipv6" as const, port: 9100 },
+          ...(withState ? [] : [{ family: "ipv4" as const, port: 8080 }, { family: "ipv6" as const, port: 8080 }]),
+        ];
+        const probing = probeContinuously(lab, closed);
+        let running: DockwallProcess | undefined;
+        try {
+          if (order === "dockerd first") {
+            await lab.startDockerd();
+            await lab.waitForServices();
+          }
+          const watch = lab.startDockwall(["watch", "-c", boot], DAEMON_NODE_FLAGS);
+          running = watch;
+          void watch.exit.then(() => (running = undefined));
+          await watch.waitFor((l) => l.event === "ready", 0, 60_000);
+          const ready = Date.now();
+          if (order === "dockwall first") {
+            await lab.startDockerd();
+            await lab.waitForServices();
+          }
+          await sleep(3000);
+          const gotIn = await probing.stop();
+          // Before dockwall is ready nothing filters: the lab's host services listen all along, and with
+          // dockerd first Docker publishes at once (the unit's ordering prevents that, not the daemon).
+          // From ready on, through dockerd's start in the first order, not one probe may get in.
+          const afterReady = gotIn.filter((g) => g.at >= ready);
+          assert.deepEqual(afterReady, [], "the stranger got in while dockwall held the fallback");
+          t.diagnostic(`${order}: ${gotIn.length} stranger connections before dockwall was ready, none after`);
+
+          const holding = withState ? "last-applied" : "lock-down";
+          const said = watch.lines.find((l) => l.level === "error" && String(l.event).includes("holding"));
+          assert.ok(said, `no error line saying what holds:\n${watch.lines.map((l) => JSON.stringify(l)).join("\n")}`);
+          assert.equal(said.holding, holding);
+          assert.match(JSON.stringify(said.errors), /unknown group \\"ofice\\"/);
+          const { stranger, trusted } = lab.clients;
+          assert.deepEqual(
+            await lab.probeMany([
+              { client: stranger, family: "ipv4", proto: "tcp", port: 22 },
+              { client: stranger, family: "ipv6", proto: "tcp", port: 22 },
+              { client: stranger, family: "ipv4", proto: "tcp", port: 8080 },
+              { client: trusted, family: "ipv4", proto: "tcp", port: 5432 },
+            ]),
+            // The applied state: SSH and web public, the trusted office in. The lock-down: SSH only, nobody trusted.
+            withState ? [true, true, true, true] : [true, true, false, false],
+          );
+          const status = await lab.dockwall(["status", "--json"]);
+          assert.equal(status.code, 3, status.stdout + status.stderr);
+          assert.equal(JSON.parse(status.stdout).degraded?.holding, holding, status.stdout);
+
+          const from = watch.lines.length;
+          await writeFile(boot, LAB_POLICY);
+          // The applied state is LAB_POLICY's, so the kernel already holds it; the lock-down must give way.
+          await watch.waitFor((l) => (withState ? applied(l) : l.event === "applied") && String(l.causes).includes("boot.yaml"), from, REACT_MS);
+          assert.deepEqual(await eventually(lab, POLICY_TARGETS.filter((p) => p.port !== 8001)), []);
+          const fixed = await lab.dockwall(["status", "--json"]);
+          assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+          assert.equal(JSON.parse(fixed.stdout).degraded, undefined);
+          watch.signal("SIGTERM");
+          assert.equal(await watch.exit, 0);
+        } finally {
+          // A daemon left running by a failure would apply the next test's files too.
+          await probing.stop();
+          if (running) {
+            running.signal("SIGTERM");
+            await running.exit;
+          }
+        }
+      });
+    }
+  }
 });
