@@ -1,5 +1,7 @@
 /** The small policy the apply tests share: a trusted office group, SSH and one published port open to anyone. */
 import type { Policy } from "../../src/policy/types.js";
+import type { GatheredFacts } from "../../src/facts/index.js";
+import type { Runner } from "../../src/exec/runner.js";
 
 export const loc = { file: "p.yaml", line: 1, col: 1 };
 
@@ -17,3 +19,16 @@ export function policy(over: Partial<Policy> = {}): Policy {
     ...over,
   };
 }
+
+/** Facts of a host with Docker reachable and nothing running: for compiles that must not look further. */
+export const reachableNoFacts: GatheredFacts = {
+  facts: { docker: { reachable: true, containers: [], networks: [] }, host: { interfaces: [], iptables: "nft" } },
+  warnings: [],
+};
+
+/** A runner for code that must run no command at all. */
+export const noCommands: Runner = {
+  run: async (cmd) => {
+    throw new Error(`no command expected, got ${cmd}`);
+  },
+};

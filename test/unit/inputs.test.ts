@@ -8,18 +8,8 @@ import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { compilePolicy, PolicyInvalid, type Compiled, type CompiledBefore } from "../../src/pipeline.js";
-import type { GatheredFacts } from "../../src/facts/index.js";
-import type { Runner } from "../../src/exec/runner.js";
+import { noCommands, reachableNoFacts as facts } from "./fixtures.js";
 
-const facts: GatheredFacts = {
-  facts: { docker: { reachable: true, containers: [], networks: [] }, host: { interfaces: [], iptables: "nft" } },
-  warnings: [],
-};
-const noCommands: Runner = {
-  run: async (cmd) => {
-    throw new Error(`no command expected, got ${cmd}`);
-  },
-};
 
 const POLICY = `groups:
   big: { file: big.list }

@@ -17,8 +17,7 @@ import { parseGroupFile } from "../../src/policy/group-file.js";
 import { quote } from "../../src/policy/quote.js";
 import { readRegularFile } from "../../src/policy/read-file.js";
 import { compilePolicy, PolicyInvalid, type CompiledBefore } from "../../src/pipeline.js";
-import type { GatheredFacts } from "../../src/facts/index.js";
-import type { Runner } from "../../src/exec/runner.js";
+import { noCommands, reachableNoFacts as facts } from "./fixtures.js";
 
 const FILE = "/etc/dockwall/p.yaml";
 
@@ -89,15 +88,6 @@ test("a /0 can never be a group member, inline or in a group file (however it is
   );
 });
 
-const facts: GatheredFacts = {
-  facts: { docker: { reachable: true, containers: [], networks: [] }, host: { interfaces: [], iptables: "nft" } },
-  warnings: [],
-};
-const noCommands: Runner = {
-  run: async (cmd) => {
-    throw new Error(`no command expected, got ${cmd}`);
-  },
-};
 
 test("apply agrees with check: a group file that gains 0.0.0.0/0 after an apply is refused on the recompile path too", async () => {
   await withDir(async (dir) => {
