@@ -7,6 +7,7 @@ import { loadPolicy, type ReadText } from "./policy/load.js";
 import { formatPolicyError, sortPolicyErrors, type PolicyError } from "./policy/errors.js";
 import type { Policy } from "./policy/types.js";
 import { gatherFacts, type GatheredFacts } from "./facts/index.js";
+import { endpointFromEnv } from "./facts/engine-api.js";
 import type { Facts, HostInterface } from "./facts/types.js";
 import { compile } from "./compile/index.js";
 import { RefusedOnThisHost, checkInterfaces } from "./compile/interfaces.js";
@@ -72,8 +73,12 @@ export interface CompiledBefore extends CompileOrigin {
 
 /** Facts, and the iptables variant dockwall writes to: known long before the policy is compiled. */
 export function readFacts(runner: Runner): { facts: Promise<GatheredFacts>; netfilter: Promise<Netfilter> } {
-  const facts = gatherFacts(runner);
-  return { facts, netfilter: facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables)) };
+  // A DOCKER_HOST dockwall cannot use throws here, before the lock is taken or anything read.
+  const facts = gatherFacts(runner, endpointFromEnv());
+  const netfilter = facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables));
+  // Both are awaited later (after the lock); until then a failure must not count as unhandled.
+  netfilter.catch(() => undefined);
+  return { facts, netfilter };
 }
 
 /**
@@ -88,6 +93,8 @@ export async function compilePolicy(
   factsRead: Promise<GatheredFacts> = gatherFacts(runner),
   onSets?: (sets: IpSetSpec[]) => void,
 ): Promise<Compiled> {
+  // Awaited below, after other reads; until then a failure (DOCKER_HOST unusable) must not count as unhandled.
+  factsRead.catch(() => undefined);
   // Independent reads (a 100,000-line group file; Docker, ip and iptables-save): done side by side.
   const again = before ? await reread(before.inputs, file) : undefined;
   const load = () =>
