@@ -7,20 +7,21 @@ const IFNAMSIZ = 16;
  * Why the kernel (dev_valid_name: not empty, under IFNAMSIZ bytes, not "." or "..", no '/', ':' or
  * whitespace) or iptables (a leading '-' or '!' reads as an option or a negation; '+' is the prefix
  * wildcard, so only last) would not take `name` for the interface meant; undefined when it is fine.
- * Beyond the kernel: printable ASCII only, no quotes or backslash, since names go bare into
- * iptables-restore lines and come back from iptables-save. `lo` is refused: it is always let through
- * (Docker's and the host's own traffic), so naming it as outside would filter the host's own connections.
+ * Beyond the kernel: only letters, digits, '_', '.', '@' and '-' (what real names use), since names
+ * go bare into iptables-restore lines and must come back from iptables-save spelled the same.
+ * `lo` is refused: it is always let through (the host's own connections), filtering it makes no sense.
  */
 export function interfaceNameProblem(name: string): string | undefined {
   const base = name.endsWith("+") ? name.slice(0, -1) : name;
-  if (base === "") return name === "" ? "it is empty" : "a lone + would match every interface, lo and Docker's bridges included; leave interfaces out to mean every outside interface";
-  if (name.length >= IFNAMSIZ) return `at most ${IFNAMSIZ - 1} characters, a trailing + included (it has ${name.length})`;
+  if (name === "") return "it is empty";
+  if (base === "") return "a lone + would match every interface, lo and Docker's bridges included; leave interfaces out to mean every outside interface";
+  if (Buffer.byteLength(name) >= IFNAMSIZ) return `at most ${IFNAMSIZ - 1} characters, a trailing + included (it has ${name.length})`;
   if (base === "." || base === "..") return `"." and ".." are not allowed`;
-  if (/:/.test(base)) return "':' is not allowed (eth0:1 is an address label, not an interface: write the interface, eth0)";
-  if (/[/\\"']/.test(base)) return "'/', '\\' and quotes are not allowed";
-  if (/[^\x21-\x7e]/.test(base)) return "only letters, digits and punctuation are allowed (no spaces or control characters)";
+  if (base.includes(":")) return "':' is not allowed (eth0:1 is an address label, not an interface: write the interface, eth0)";
+  if (base.includes("/")) return "'/' is not allowed";
   if (/^[-!]/.test(base)) return "it must not start with '-' or '!' (iptables would read an option or a negation)";
   if (base.includes("+")) return "'+' is only allowed last (eth+ matches every name starting with eth)";
+  if (!/^[A-Za-z0-9_.@-]+$/.test(base)) return "only letters, digits, '_', '.', '@' and '-' are allowed (no spaces, quotes or control characters)";
   if (name === "lo") return "lo is always allowed (the host's own connections); it cannot be filtered or routed";
   return undefined;
 }

@@ -76,6 +76,8 @@ interfaces:
   - "abcdefghijklmnop"
   - "abcdefghijklmno+"
   - "tab\\there"
+  - "a\\"b"
+  - "ëth0"
 routes:
   - { in: lo, out: eth0 }
   - { in: eth0, out: "-o" }
@@ -88,17 +90,19 @@ routes:
     `${FILE}:6:5: "-j" is not an interface name: it must not start with '-' or '!' (iptables would read an option or a negation)`,
     `${FILE}:7:5: "!eth0" is not an interface name: it must not start with '-' or '!' (iptables would read an option or a negation)`,
     `${FILE}:8:5: "eth0:1" is not an interface name: ':' is not allowed (eth0:1 is an address label, not an interface: write the interface, eth0)`,
-    `${FILE}:9:5: "eth 0" is not an interface name: only letters, digits and punctuation are allowed (no spaces or control characters)`,
-    `${FILE}:10:5: "a/b" is not an interface name: '/', '\\' and quotes are not allowed`,
+    `${FILE}:9:5: "eth 0" is not an interface name: only letters, digits, '_', '.', '@' and '-' are allowed (no spaces, quotes or control characters)`,
+    `${FILE}:10:5: "a/b" is not an interface name: '/' is not allowed`,
     `${FILE}:11:5: "wg+0" is not an interface name: '+' is only allowed last (eth+ matches every name starting with eth)`,
     `${FILE}:12:5: "+" is not an interface name: a lone + would match every interface, lo and Docker's bridges included; leave interfaces out to mean every outside interface`,
     `${FILE}:13:5: "" is not an interface name: it is empty`,
     `${FILE}:14:5: "lo" is not an interface name: lo is always allowed (the host's own connections); it cannot be filtered or routed`,
     `${FILE}:15:5: "abcdefghijklmnop" is not an interface name: at most 15 characters, a trailing + included (it has 16)`,
     `${FILE}:16:5: "abcdefghijklmno+" is not an interface name: at most 15 characters, a trailing + included (it has 16)`,
-    `${FILE}:17:5: "tab\\there" is not an interface name: only letters, digits and punctuation are allowed (no spaces or control characters)`,
-    `${FILE}:19:11: "lo" is not an interface name: lo is always allowed (the host's own connections); it cannot be filtered or routed`,
-    `${FILE}:20:22: "-o" is not an interface name: it must not start with '-' or '!' (iptables would read an option or a negation)`,
+    `${FILE}:17:5: "tab\\there" is not an interface name: only letters, digits, '_', '.', '@' and '-' are allowed (no spaces, quotes or control characters)`,
+    `${FILE}:18:5: "a\\"b" is not an interface name: only letters, digits, '_', '.', '@' and '-' are allowed (no spaces, quotes or control characters)`,
+    `${FILE}:19:5: "ëth0" is not an interface name: only letters, digits, '_', '.', '@' and '-' are allowed (no spaces, quotes or control characters)`,
+    `${FILE}:21:11: "lo" is not an interface name: lo is always allowed (the host's own connections); it cannot be filtered or routed`,
+    `${FILE}:22:22: "-o" is not an interface name: it must not start with '-' or '!' (iptables would read an option or a negation)`,
   ]);
 });
 
