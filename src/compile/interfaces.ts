@@ -34,9 +34,9 @@ export function namedDockerBridges(facts: Facts): string[] {
 
 /**
  * `host`: its interfaces, and the bridges of Docker's networks named by com.docker.network.bridge.name
- * (namedDockerBridges; none known without Docker). `hostIsTarget`: the facts are those of the host the policy is applied to (plan, apply, watch), so a
- * missing interface is an error. `check` may run on a workstation for another host: there it is a
- * warning (see cli/check.ts).
+ * (namedDockerBridges; none known without Docker). `hostIsTarget`: these are the interfaces of the
+ * host the policy is applied to (plan, apply, watch), so a missing one is an error; `check` may run
+ * on a workstation for another host, so there it is a warning (pipeline.ts checkInterfacesHere).
  */
 export function checkInterfaces(policy: Policy, host: { interfaces: HostInterface[]; namedBridges: string[] }, hostIsTarget: boolean): InterfaceFindings {
   const found: InterfaceFindings = { errors: [], warnings: [] };
