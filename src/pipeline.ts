@@ -7,15 +7,18 @@ import { loadPolicy, type ReadText } from "./policy/load.js";
 import { formatPolicyError, sortPolicyErrors, type PolicyError } from "./policy/errors.js";
 import type { Policy } from "./policy/types.js";
 import { gatherFacts, type GatheredFacts } from "./facts/index.js";
-import type { Facts } from "./facts/types.js";
+import { endpointFromEnv } from "./facts/engine-api.js";
+import type { Facts, HostInterface } from "./facts/types.js";
 import { compile } from "./compile/index.js";
+import { RefusedOnThisHost, checkInterfaces } from "./compile/interfaces.js";
+import { readInterfaces } from "./facts/host.js";
 import { render, type DesiredState } from "./backends/rendered.js";
 import { Netfilter } from "./backends/netfilter.js";
 import { codeIdentity, digest, factsDigest, RecordingReader, reread, type CompileInputs, type CompileOrigin, type Reread } from "./inputs.js";
 import { parseGroupFile } from "./policy/group-file.js";
 import { setName } from "./compile/names.js";
 import { policySets, toIpsetMembers } from "./compile/sets.js";
-import type { IpSetSpec } from "./ruleset/types.js";
+import type { IpSetSpec, Ruleset } from "./ruleset/types.js";
 import { VERSION } from "./version.js";
 
 /** A policy file that does not validate: every error, already formatted as FILE:LINE:COL: message. */
@@ -32,6 +35,25 @@ export async function readPolicy(file: string, readText?: ReadText): Promise<{ p
   const result = await loadPolicy(file, readText);
   if (!result.ok) throw new PolicyInvalid(result.errors.map(formatPolicyError));
   return { policy: result.policy, warnings: result.warnings.map(formatPolicyError) };
+}
+
+/**
+ * `check`'s look at the interfaces the policy names, against the machine it runs on. A policy is often
+ * checked on a workstation or in CI for another host, so an interface missing here is a warning, not
+ * an error: plan, apply and watch, which compile with the target host's facts, refuse it there (an
+ * error with its line, nothing applied). What no host could filter as written (lo, one of Docker's
+ * bridges by Docker's naming, a wildcard that covers them) is an error here too. Returns the warnings.
+ */
+export function checkInterfacesHere(policy: Policy, interfaces: () => HostInterface[] = readInterfaces): string[] {
+  let here: HostInterface[];
+  try {
+    here = interfaces();
+  } catch (e) {
+    return [`${(e as Error).message}: the interfaces the policy names were not compared with this host's`];
+  }
+  const found = checkInterfaces(policy, { interfaces: here, namedBridges: [] }, false);
+  if (found.errors.length > 0) throw new PolicyInvalid(sortPolicyErrors(found.errors, policy.file).map(formatPolicyError));
+  return sortPolicyErrors(found.warnings, policy.file).map(formatPolicyError);
 }
 
 export interface Compiled {
@@ -51,8 +73,12 @@ export interface CompiledBefore extends CompileOrigin {
 
 /** Facts, and the iptables variant dockwall writes to: known long before the policy is compiled. */
 export function readFacts(runner: Runner): { facts: Promise<GatheredFacts>; netfilter: Promise<Netfilter> } {
-  const facts = gatherFacts(runner);
-  return { facts, netfilter: facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables)) };
+  // A DOCKER_HOST dockwall cannot use throws here, before the lock is taken or anything read.
+  const facts = gatherFacts(runner, endpointFromEnv());
+  const netfilter = facts.then(({ facts: f }) => new Netfilter(runner, f.host.iptables));
+  // Both are awaited later (after the lock); until then a failure must not count as unhandled.
+  netfilter.catch(() => undefined);
+  return { facts, netfilter };
 }
 
 /**
@@ -67,6 +93,8 @@ export async function compilePolicy(
   factsRead: Promise<GatheredFacts> = gatherFacts(runner),
   onSets?: (sets: IpSetSpec[]) => void,
 ): Promise<Compiled> {
+  // Awaited below, after other reads; until then a failure (DOCKER_HOST unusable) must not count as unhandled.
+  factsRead.catch(() => undefined);
   // Independent reads (a 100,000-line group file; Docker, ip and iptables-save): done side by side.
   const again = before ? await reread(before.inputs, file) : undefined;
   const load = () =>
@@ -93,7 +121,7 @@ export async function compilePolicy(
     return compiled(updated.desired, updated.origin);
   }
   const { policy, policyWarnings, inputs, sets } = await (loading ?? load());
-  const ruleset = compile(policy, facts, sets);
+  const ruleset = compileOnThisHost(policy, facts, sets);
   return compiled(render(ruleset), { inputs: { ...inputs, facts: factsDigest(facts) }, warnings: [...policyWarnings, ...ruleset.warnings] });
 }
 
@@ -135,6 +163,16 @@ function withGroupFiles(before: CompiledBefore, again: Reread): { desired: Desir
     desired: { ...before.desired, sets },
     origin: { inputs: { ...before.inputs, groupFiles: [...groupFiles.values()] }, warnings: before.warnings },
   };
+}
+
+/** compile, with a refusal for this host (an interface it lacks) reported like any policy error: exit 1, nothing applied. */
+function compileOnThisHost(policy: Policy, facts: Facts, sets: IpSetSpec[]): Ruleset {
+  try {
+    return compile(policy, facts, sets);
+  } catch (e) {
+    if (e instanceof RefusedOnThisHost) throw new PolicyInvalid(sortPolicyErrors(e.errors, policy.file).map(formatPolicyError));
+    throw e;
+  }
 }
 
 function refuseUnsupported(facts: Facts): void {

@@ -45,6 +45,7 @@ export function registerApply(program: Command): void {
     )
     .action(async (opts: { config: string; fullRead?: boolean; force?: boolean; confirm?: number }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
+      // Set but unreadable, it throws before anything is touched: the guard is never skipped silently.
       const session = opts.force ? undefined : sshSession(process.env.SSH_CONNECTION);
       const { compiled, result } = await applyPolicy(opts.config, ctx, {
         fullRead: opts.fullRead === true,

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { readPolicy } from "../pipeline.js";
+import { checkInterfacesHere, readPolicy } from "../pipeline.js";
 import { DEFAULT_POLICY, print, warn } from "./common.js";
 
 export function registerCheck(program: Command): void {
@@ -10,7 +10,8 @@ export function registerCheck(program: Command): void {
     .addHelpText("after", "\nExample:\n  dockwall check -c /etc/dockwall/dockwall.yaml\n")
     .action(async (opts: { config: string }) => {
       const { policy, warnings } = await readPolicy(opts.config);
-      warn(warnings);
+      // Interfaces missing on this machine only warn: the policy may be for another host (see checkInterfacesHere).
+      warn([...warnings, ...checkInterfacesHere(policy)]);
       const members = policy.groups.reduce((n, g) => n + g.ipv4.length + g.ipv6.length, 0);
       print([
         `${opts.config}: ok (${policy.groups.length} groups with ${members} members, ${policy.host.length} host and ${policy.containers.length} container entries)`,

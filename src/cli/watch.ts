@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { endpointFromEnv } from "../facts/engine-api.js";
+import { dockerEndpoint } from "../facts/index.js";
 import { Daemon } from "../daemon/daemon.js";
 import { formatLogLine, stdoutIsJournal, type Level } from "../daemon/log-line.js";
 import { DEFAULT_POLICY, makeContext, type GlobalOptions } from "./common.js";
@@ -71,7 +71,8 @@ Example:
         ctx,
         {
           policy: opts.config,
-          docker: endpointFromEnv(),
+          // An unusable DOCKER_HOST does not stop the daemon: it must hold rules all the same (daemon.ts).
+          docker: dockerEndpoint(),
           checkEveryMs: opts.checkEvery * 1000,
           debounceMs: opts.debounce * 1000,
           ...(metrics ? { metrics } : {}),

@@ -23,9 +23,9 @@ import type { Facts, PublishedPort } from "../facts/types.js";
 import type { Chain, FamilyRules, IpSetSpec, Match, Rule, Ruleset } from "../ruleset/types.js";
 import { CHAINS, setName } from "./names.js";
 import { policySets } from "./sets.js";
+import { DOCKER_BRIDGE_PATTERNS, RefusedOnThisHost, checkInterfaces, namedDockerBridges } from "./interfaces.js";
+import { formatPolicyError } from "../policy/errors.js";
 
-/** Docker's bridges: docker0, docker_gwbridge and br-<id>; named ones come from the facts. */
-const DOCKER_BRIDGE_PATTERNS = ["docker+", "br-+"];
 const ICMPV6_NEIGHBOUR_DISCOVERY = [133, 134, 135, 136];
 const SWARM_PORTS: { proto: Proto | "esp"; port?: number }[] = [
   { proto: "tcp", port: 2377 },
@@ -36,11 +36,15 @@ const SWARM_PORTS: { proto: Proto | "esp"; port?: number }[] = [
 ];
 
 /**
+ * Throws RefusedOnThisHost when the policy names interfaces this host cannot filter as it says.
  * `sets` is what policySets(policy) returns, when the caller already has it (apply fills the sets
  * while the rules compile): passed in, the ruleset holds those very objects.
  */
 export function compile(policy: Policy, facts: Facts, sets: IpSetSpec[] = policySets(policy)): Ruleset {
-  const warnings: string[] = [];
+  // An outside interface the host lacks would leave the real ones unfiltered: no ruleset at all then.
+  const interfaces = checkInterfaces(policy, { interfaces: facts.host.interfaces, namedBridges: namedDockerBridges(facts) }, true);
+  if (interfaces.errors.length > 0) throw new RefusedOnThisHost(interfaces.errors);
+  const warnings: string[] = interfaces.warnings.map(formatPolicyError);
   const published = resolveContainerOpenings(policy, facts, warnings);
   return {
     ipv4: compileFamily("ipv4", policy, facts, published),
@@ -133,7 +137,7 @@ function dedupeBindings(bindings: PublishedPort[]): PublishedPort[] {
 }
 
 function compileFamily(family: Family, policy: Policy, facts: Facts, published: PublishedOpening[]): FamilyRules {
-  const insideBridges = dockerBridges(facts);
+  const insideBridges = namedDockerBridges(facts);
   const chains: Chain[] = [
     entryChain("filter", CHAINS.input, CHAINS.inputOutside, policy, insideBridges, true, []),
     { table: "filter", name: CHAINS.inputOutside, rules: hostOutsideRules(family, policy, published) },
@@ -148,14 +152,6 @@ function compileFamily(family: Family, policy: Policy, facts: Facts, published: 
       { table: "mangle", from: "FORWARD", to: CHAINS.forward },
     ],
   };
-}
-
-/** Bridges whose names the wildcards do not cover (com.docker.network.bridge.name). */
-function dockerBridges(facts: Facts): string[] {
-  const named = facts.docker.networks
-    .map((n) => n.bridge)
-    .filter((b): b is string => b !== undefined && !b.startsWith("docker") && !b.startsWith("br-"));
-  return [...new Set(named)].sort();
 }
 
 /**

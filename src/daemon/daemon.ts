@@ -12,7 +12,7 @@ import type { Runner } from "../exec/runner.js";
 import type { Lock } from "../apply/lock.js";
 import type { StateStore } from "../apply/state-store.js";
 import { applyPolicy } from "../apply-policy.js";
-import type { EngineEndpoint } from "../facts/engine-api.js";
+import { DockerHostInvalid, type EngineEndpoint } from "../facts/engine-api.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { DockerEventStream, type DockerEvent } from "./docker-events.js";
 import { FileWatch } from "./file-watch.js";
@@ -27,7 +27,8 @@ import { interruptedMessage, makePlan, planIsEmpty, readLive } from "../apply/ap
 
 export interface DaemonOptions {
   policy: string;
-  docker: EngineEndpoint;
+  /** Where Docker is; an unusable DOCKER_HOST (the reason) means no event stream, and every apply says why. */
+  docker: EngineEndpoint | DockerHostInvalid;
   checkEveryMs: number;
   debounceMs: number;
   /** Loaded only when asked for: prom-client is not part of every command's start-up. */
@@ -41,7 +42,7 @@ const PERIODIC = "periodic check";
 export class Daemon {
   private readonly loop: WatchLoop;
   private readonly files: FileWatch;
-  private readonly docker: DockerEventStream;
+  private readonly docker?: DockerEventStream;
   private monitor?: RulesetMonitor;
   private periodic?: NodeJS.Timeout;
   private lastWarnings = "[]";
@@ -59,21 +60,23 @@ export class Daemon {
       { debounceMs: opts.debounceMs },
     );
     this.files = new FileWatch((file) => this.loop.trigger(`file changed: ${file}`));
-    this.docker = new DockerEventStream(opts.docker, {
-      connected: () => {
-        this.dockerUp = true;
-        opts.metrics?.dockerConnected(true);
-        log("info", "docker connected");
-        this.loop.trigger("docker connected");
-      },
-      event: (e) => this.loop.trigger(describeEvent(e)),
-      disconnected: (reason) => {
-        // Once per outage, not once per retry.
-        if (this.dockerUp !== false) log("warn", "docker not reachable, rules stay in place; retrying", { reason });
-        this.dockerUp = false;
-        opts.metrics?.dockerConnected(false);
-      },
-    });
+    if (!(opts.docker instanceof DockerHostInvalid)) {
+      this.docker = new DockerEventStream(opts.docker, {
+        connected: () => {
+          this.dockerUp = true;
+          opts.metrics?.dockerConnected(true);
+          log("info", "docker connected");
+          this.loop.trigger("docker connected");
+        },
+        event: (e) => this.loop.trigger(describeEvent(e)),
+        disconnected: (reason) => {
+          // Once per outage, not once per retry.
+          if (this.dockerUp !== false) log("warn", "docker not reachable, rules stay in place; retrying", { reason });
+          this.dockerUp = false;
+          opts.metrics?.dockerConnected(false);
+        },
+      });
+    }
   }
 
   get counts(): WatchLoop["counts"] {
@@ -107,9 +110,10 @@ export class Daemon {
         throw e;
       }
     }
+    if (this.opts.docker instanceof DockerHostInvalid) this.log("error", "Docker's events are not followed: DOCKER_HOST cannot be used", { reason: this.opts.docker.message });
     await notifyReady();
     this.log("info", "ready", this.degraded ? { degraded: this.degraded.holding } : {});
-    this.docker.start();
+    this.docker?.start();
     this.periodic = setInterval(() => this.loop.trigger(PERIODIC), this.opts.checkEveryMs);
   }
 
@@ -130,7 +134,7 @@ export class Daemon {
 
   private shutdown(): void {
     clearInterval(this.periodic);
-    this.docker.stop();
+    this.docker?.stop();
     this.monitor?.stop();
     this.files.close();
   }

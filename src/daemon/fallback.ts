@@ -18,7 +18,7 @@ import type { ApplyResult } from "../apply/apply.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { render, type DesiredState } from "../backends/rendered.js";
 import { compile } from "../compile/index.js";
-import { gatherFacts } from "../facts/index.js";
+import { dockerEndpoint, gatherFacts } from "../facts/index.js";
 import type { Policy } from "../policy/types.js";
 
 /** The SSH port the lock-down keeps open. Not guessed from sshd_config or SSH_CONNECTION: one fixed, documented port. */
@@ -82,7 +82,8 @@ export async function holdFallback(deps: { runner: Runner; store: StateStore; lo
     return { holding: "last-applied", record: { at: now?.at ?? recorded.at, source: recorded.source }, result, netfilter: nf, warnings: [] };
   }
   // Compiled again each time: Docker's named bridges come from the facts of now.
-  const { facts, warnings } = await gatherFacts(deps.runner);
+  // A DOCKER_HOST dockwall cannot use (it may be why the policy failed) must not stop the lock-down.
+  const { facts, warnings } = await gatherFacts(deps.runner, dockerEndpoint());
   const nf = new Netfilter(deps.runner, facts.host.iptables);
   const result = await applyAndRecord(nf, render(compile(lockDownPolicy(), facts)), deps.store, deps.lock, LOCK_DOWN_SOURCE);
   const now = await deps.store.current().catch(ignoreUnreadable);

@@ -2,6 +2,7 @@
  * The host as dockwall sees it: interfaces with their addresses, and which iptables back end holds
  * Docker's rules. Read-only.
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import type { Runner } from "../exec/runner.js";
@@ -11,14 +12,56 @@ export async function readHostFacts(runner: Runner): Promise<{ host: HostFacts; 
   return { host: { interfaces: readInterfaces(), iptables: await detectIptablesVariant(runner) }, warnings: [] };
 }
 
+/** The sources of the interface list; injectable for tests. */
+export interface InterfaceSources {
+  /** getifaddrs(3): the addresses, by interface (or address label). */
+  addresses: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /** /proc/net/dev: every interface of the namespace, with an address or not. */
+  devices: () => string;
+}
+
+const SYSTEM_SOURCES: InterfaceSources = {
+  addresses: os.networkInterfaces,
+  // /proc/net is the reading process's network namespace (under nsenter as under `ip netns exec`),
+  // unlike /sys/class/net, which shows the namespace of whoever mounted /sys. One read, no `ip` process.
+  devices: () => {
+    try {
+      return readFileSync("/proc/net/dev", "utf8");
+    } catch (e) {
+      throw new Error(`cannot list this host's network interfaces: /proc/net/dev: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  },
+};
+
 /**
- * getifaddrs(3) through node, in this process's network namespace: no `ip` process to start (each
- * one costs ~5 ms of a no-op apply). Interfaces without an address are not listed, and need not be.
+ * Every interface of this process's network namespace with its addresses. getifaddrs alone lists only
+ * interfaces that have an address, so a WireGuard or VLAN interface not configured yet would look
+ * missing; /proc/net/dev lists them all. An IPv4 address label (eth0:1) is its interface's address:
+ * packets come in on eth0. Throws when the device list cannot be read: an interface would look missing.
  */
-export function readInterfaces(read: () => NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces): HostInterface[] {
-  return Object.entries(read())
-    .map(([name, infos]) => ({ name, addresses: (infos ?? []).map((i) => i.cidr ?? `${i.address}/${i.family === "IPv4" ? 32 : 128}`) }))
+export function readInterfaces(sources: InterfaceSources = SYSTEM_SOURCES): HostInterface[] {
+  const byName = new Map<string, string[]>();
+  for (const name of parseProcNetDev(sources.devices())) byName.set(name, []);
+  for (const [label, infos] of Object.entries(sources.addresses())) {
+    const name = label.split(":")[0]!;
+    const addresses = byName.get(name) ?? [];
+    byName.set(name, [...addresses, ...(infos ?? []).map((i) => i.cidr ?? `${i.address}/${i.family === "IPv4" ? 32 : 128}`)]);
+  }
+  return [...byName]
+    .map(([name, addresses]) => ({ name, addresses }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The interface names in /proc/net/dev: two header lines, then "  NAME: counters" per interface. */
+export function parseProcNetDev(text: string): string[] {
+  return text
+    .split("\n")
+    .slice(2)
+    .flatMap((line) => {
+      const colon = line.indexOf(":");
+      const name = line.slice(0, colon).trim();
+      return colon > 0 && name !== "" ? [name] : [];
+    });
 }
 
 /**

@@ -15,6 +15,7 @@ import { parseGroupFile, type GroupFile } from "./group-file.js";
 import { GROUP_FILE_LIMIT, GROUP_FILES_MAX_BYTES, MAX_ERRORS_SHOWN, POLICY_LIMIT, POLICY_MAX_ITEMS, POLICY_MAX_RULES } from "./limits.js";
 import { escapeControls, quote } from "./quote.js";
 import { readFailure, readTextWithin, readWithin, size, type ReadLimit, type ReadText } from "./read-file.js";
+import { interfaceNameProblem } from "./interface-name.js";
 import type { Cidr, ContainerOpening, Group, Location, Opening, Policy, PortRange, Proto, Route, Source } from "./types.js";
 
 export type LoadResult =
@@ -24,8 +25,6 @@ export type LoadResult =
 export type { ReadLimit, ReadText } from "./read-file.js";
 
 const GROUP_NAME = /^[A-Za-z0-9_-]{1,24}$/;
-// IFNAMSIZ is 16 with the NUL; a trailing + is iptables' wildcard.
-const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}\+?$/;
 const CONTAINER_NAME = /^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 // The name goes into a rule comment ("container NAME PORT/PROTO"), which iptables caps at 255 bytes.
 const CONTAINER_NAME_MAX = 128;
@@ -92,7 +91,7 @@ export async function loadPolicyText(text: string, file: string, readText: ReadT
     default: top.default ? r.choice(top.default, ["drop", "reject"], "default", "drop") : "drop",
     log: top.log ? r.log(top.log) : { drops: false, rate: "10/minute" },
   };
-  if (top.interfaces) policy.interfaces = r.interfaces(top.interfaces);
+  if (top.interfaces) Object.assign(policy, r.interfaces(top.interfaces));
   if (top.swarm && r.mapping(top.swarm, "swarm")) {
     const swarm = r.entries(top.swarm, ["peers"]);
     if (swarm.peers) policy.swarm = { peers: r.sources(swarm.peers, knownGroups, "swarm peers") };
@@ -576,21 +575,28 @@ class Reader {
     };
     const inIf = iface("in");
     const outIf = iface("out");
-    return inIf && outIf ? { in: inIf, out: outIf } : undefined;
+    return inIf && outIf ? { in: inIf, out: outIf, loc: this.at(node) } : undefined;
   }
 
   interfaceName(node: Node): string | undefined {
     const name = this.string(node, "an interface");
     if (name === undefined) return undefined;
-    if (INTERFACE_NAME.test(name)) return name;
-    this.error(node, `"${name}" is not an interface name (at most 15 characters; a trailing + matches a prefix)`);
+    const problem = interfaceNameProblem(name);
+    if (problem === undefined) return name;
+    this.error(node, `${quote(name)} is not an interface name: ${problem}`);
     return undefined;
   }
 
-  interfaces(node: Node): string[] {
+  /** The outside interfaces, each name once, and where each was first written (compile names that line). */
+  interfaces(node: Node): Pick<Policy, "interfaces" | "interfaceLocations"> {
     const list = this.items(node);
     if (list.length === 0) this.error(node, "interfaces is empty: leave it out to mean every outside interface");
-    return [...new Set(list.map((n) => this.interfaceName(n)).filter((x): x is string => x !== undefined))];
+    const locations = new Map<string, Location>();
+    for (const item of list) {
+      const name = this.interfaceName(item);
+      if (name !== undefined && !locations.has(name)) locations.set(name, this.at(item));
+    }
+    return { interfaces: [...locations.keys()], interfaceLocations: locations };
   }
 
   log(node: Node): Policy["log"] {

@@ -59,12 +59,15 @@ export interface ContainerOpening extends Opening {
 export interface Route {
   in: string;
   out: string;
+  loc: Location;
 }
 
 export interface Policy {
   file: string;
   /** Outside interfaces; undefined means every interface except lo and Docker's bridges. */
   interfaces?: string[];
+  /** Where each name in `interfaces` was first written: whether it exists is known only with the host's facts. */
+  interfaceLocations?: ReadonlyMap<string, Location>;
   groups: Group[];
   trusted: Source[];
   host: Opening[];

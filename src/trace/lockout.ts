@@ -22,13 +22,48 @@ export interface SshSession {
   family: Family;
 }
 
-/** `SSH_CONNECTION` is "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT". */
+/** SSH_CONNECTION is set but is not what sshd writes: the guard cannot know which session to keep. */
+export class SshConnectionUnreadable extends Error {}
+
+/**
+ * `SSH_CONNECTION` is "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT", as sshd writes it. Unset (or
+ * empty): not run from SSH, undefined. Set but not readable: throws SshConnectionUnreadable, since
+ * skipping the guard then could cut off the very session apply runs from (fail closed; --force).
+ */
 export function sshSession(value: string | undefined): SshSession | undefined {
-  const f = value?.trim().split(/\s+/);
-  if (f?.length !== 4 || !ipaddr.isValid(f[0]!) || !ipaddr.isValid(f[2]!)) return undefined;
+  if (value === undefined || value === "") return undefined;
+  const problem = (why: string) =>
+    new SshConnectionUnreadable(
+      `refusing to apply: SSH_CONNECTION is set but cannot be read (${JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value)}: ${why}), ` +
+        `so the lock-out guard cannot check that this SSH session could reconnect under the new rules; nothing was applied\n` +
+        `fix or unset SSH_CONNECTION, or run with --force to apply without the check`,
+    );
+  const f = value.trim().split(/\s+/);
+  const count = f[0] === "" ? 0 : f.length;
+  if (count !== 4) return fail(problem(`${count} field${count === 1 ? "" : "s"}, expected 4: CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT`));
+  const [clientText, clientPort, serverText, serverPort] = f as [string, string, string, string];
+  for (const [text, what] of [[clientText, "client"], [serverText, "server"]] as const) {
+    if (!isAddress(text)) return fail(problem(`the ${what} address ${JSON.stringify(text)} is not an IPv4 or IPv6 address`));
+  }
+  for (const [text, what] of [[clientPort, "client"], [serverPort, "server"]] as const) {
+    if (!isPort(text)) return fail(problem(`the ${what} port ${JSON.stringify(text)} is not a port (1-65535)`));
+  }
   const unmapped = (a: string) => ipaddr.process(a).toString();
-  const client = unmapped(f[0]!);
-  return { client, server: unmapped(f[2]!), port: Number(f[3]), family: client.includes(":") ? "ipv6" : "ipv4" };
+  const client = unmapped(clientText);
+  return { client, server: unmapped(serverText), port: Number(serverPort), family: client.includes(":") ? "ipv6" : "ipv4" };
+}
+
+function fail(e: Error): never {
+  throw e;
+}
+
+/** Dotted-quad IPv4 or IPv6, as sshd prints them (ipaddr.isValid alone also takes "127.1" and "2130706433"). */
+function isAddress(text: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(text) || (text.includes(":") && ipaddr.IPv6.isValid(text));
+}
+
+function isPort(text: string): boolean {
+  return /^[1-9]\d{0,4}$/.test(text) && Number(text) <= 65535;
 }
 
 /** The tables after apply: every dockwall chain and jump taken out, the desired ones put in. */

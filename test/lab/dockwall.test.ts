@@ -130,6 +130,42 @@ for (const mode of MODES) {
       await writeFile(policy, LAB_POLICY);
     });
 
+    it("interfaces: a name the host lacks, or a typo of eth0, is refused with its line and a stranger still cannot reach what was closed; eth0, an interface without an address and a wildcard for later apply", async () => {
+      const { stranger } = lab.clients;
+      const closed = [
+        { client: stranger, family: "ipv4" as const, proto: "tcp" as const, port: 9100 },
+        { client: stranger, family: "ipv6" as const, proto: "tcp" as const, port: 9100 },
+        { client: stranger, family: "ipv4" as const, proto: "tcp" as const, port: 5432 },
+        { client: stranger, family: "ipv6" as const, proto: "tcp" as const, port: 5432 },
+      ];
+      const escaped = policy.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      try {
+        await dockwallOk(lab, ["apply", "-c", policy]);
+        assert.deepEqual(await lab.probeMany(closed), [false, false, false, false], "closed under the lab policy");
+        // The lab's outside interface is eth0: nonexistent0 is a name no host has, eth1 a typo of eth0.
+        for (const name of ["nonexistent0", "eth1"]) {
+          await writeFile(policy, `interfaces: [${name}]\n${LAB_POLICY}`);
+          const r = await lab.dockwall(["apply", "-c", policy]);
+          assert.deepEqual(await lab.probeMany(closed), [false, false, false, false], `a stranger after apply with interfaces: [${name}]`);
+          assert.equal(r.code, 1, r.stdout + r.stderr);
+          assert.match(r.stderr, new RegExp(`^${escaped}:1:14: interface "${name}" does not exist on this host`, "m"));
+        }
+        // An interface that exists without an address (as a WireGuard interface before it is configured;
+        // getifaddrs does not list it), and a wildcard for interfaces that come later.
+        const added = await lab.exec(lab.hostNs, "ip", ["link", "add", "wgx0", "type", "veth", "peer", "name", "wgx1"]);
+        assert.equal(added.code, 0, added.stderr);
+        await writeFile(policy, `interfaces: [eth0, wgx0, "tun+"]\n${LAB_POLICY}`);
+        const r = await lab.dockwall(["apply", "-c", policy]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stderr, /:1:26: "tun\+" matches no interface of this host yet/);
+        assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+      } finally {
+        await lab.exec(lab.hostNs, "ip", ["link", "del", "wgx0"]);
+        await writeFile(policy, LAB_POLICY);
+        await dockwallOk(lab, ["apply", "-c", policy]);
+      }
+    });
+
     it("a 60,000-member group file, loaded by ipset processes side by side: the kernel holds exactly its members, and the matrix holds", async () => {
       assert.ok(availableParallelism() >= 2, "loading side by side needs at least 2 CPUs");
       // 198.19.0.0 - 198.19.234.95: test addresses no client of the lab uses.

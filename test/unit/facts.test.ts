@@ -133,12 +133,38 @@ test("iptables variant: legacy tables are not read (which would create them) whe
 test("host interfaces come from getifaddrs, sorted by name, each address with its prefix", () => {
   const info = (address: string, family: "IPv4" | "IPv6", cidr: string | null) =>
     ({ address, family, cidr, netmask: "", mac: "", internal: false, scopeid: 0 }) as import("node:os").NetworkInterfaceInfo;
-  const interfaces = readInterfaces(() => ({
-    eth0: [info("198.18.0.2", "IPv4", "198.18.0.2/24"), info("2001:db8::2", "IPv6", "2001:db8::2/64")],
-    docker0: [info("172.17.0.1", "IPv4", null)],
-  }));
+  const interfaces = readInterfaces({
+    addresses: () => ({
+      eth0: [info("198.18.0.2", "IPv4", "198.18.0.2/24"), info("2001:db8::2", "IPv6", "2001:db8::2/64")],
+      docker0: [info("172.17.0.1", "IPv4", null)],
+    }),
+    devices: () => PROC_NET_DEV_HEADER + "  eth0: 0 0\ndocker0: 0 0\n",
+  });
   assert.deepEqual(interfaces, [
     { name: "docker0", addresses: ["172.17.0.1/32"] },
     { name: "eth0", addresses: ["198.18.0.2/24", "2001:db8::2/64"] },
+  ]);
+});
+
+const PROC_NET_DEV_HEADER =
+  "Inter-|   Receive                                                |  Transmit\n" +
+  " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+
+test("host interfaces include those without an address (from /proc/net/dev); an address label is its interface's address", () => {
+  const info = (address: string, cidr: string) =>
+    ({ address, family: "IPv4", cidr, netmask: "", mac: "", internal: false, scopeid: 0 }) as import("node:os").NetworkInterfaceInfo;
+  const interfaces = readInterfaces({
+    // getifaddrs lists eth0's second address under its label, and nothing for wg0 (no address yet).
+    addresses: () => ({ eth0: [info("198.18.0.2", "198.18.0.2/24")], "eth0:1": [info("198.18.0.9", "198.18.0.9/24")] }),
+    devices: () =>
+      PROC_NET_DEV_HEADER +
+      "    lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0\n" +
+      "  eth0:1234567 100 0 0 0 0 0 0 99 9 0 0 0 0 0 0\n" +
+      "   wg0:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n",
+  });
+  assert.deepEqual(interfaces, [
+    { name: "eth0", addresses: ["198.18.0.2/24", "198.18.0.9/24"] },
+    { name: "lo", addresses: [] },
+    { name: "wg0", addresses: [] },
   ]);
 });

@@ -23,6 +23,8 @@ import { degradedFile, parseDegraded, readDegraded } from "../../src/daemon/degr
 import { Daemon, type Log } from "../../src/daemon/daemon.js";
 import { Metrics } from "../../src/daemon/metrics.js";
 import { PolicyInvalid } from "../../src/pipeline.js";
+import { dockerEndpoint } from "../../src/facts/index.js";
+import { DockerHostInvalid } from "../../src/facts/engine-api.js";
 
 const NO_DOCKER = "unix:///nonexistent/dockwall-test/docker.sock";
 
@@ -109,6 +111,32 @@ test("a current.json that is not valid (truncated, crafted) is never put back, a
     const held = await holdFallback({ runner: legacyHost(rebooted), store, lock });
     assert.equal(held.holding, "lock-down");
     assert.deepEqual(hostOpenings(rebooted, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+  });
+});
+
+test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the lock-down, ready, saying why", async () => {
+  await withStore(async (store, lock) => {
+    const fake = new FakeNetfilter();
+    const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
+    await writeFile(file, "host:\n  - port: 22\n  - port: 443\n");
+    const logs: { level: string; event: string; fields?: Record<string, unknown> }[] = [];
+    const log: Log = (level, event, fields) => logs.push({ level, event, ...(fields ? { fields } : {}) });
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = "ssh://admin@docker-host";
+    const docker = dockerEndpoint();
+    assert.ok(docker instanceof DockerHostInvalid);
+    const daemon = new Daemon({ runner: legacyHost(fake), store, lock }, { policy: file, docker, checkEveryMs: 3_600_000, debounceMs: 5 }, log);
+    try {
+      await daemon.start();
+      assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+      assert.equal((await readDegraded(store.dir))?.holding, "lock-down");
+      assert.match(JSON.stringify(logs.filter((l) => l.level === "error")), /ssh:\/\/ is not supported/);
+      assert.equal(logs.at(-1)?.event, "ready");
+    } finally {
+      process.env.DOCKER_HOST = saved;
+      await daemon.stop();
+      await rm(file, { force: true });
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * Golden files for compile + render: each case is a policy and the Docker/host facts; the expected
- * output is the exact restore payload for an empty kernel, per family, and the set members.
+ * output is the exact restore payload for an empty kernel, per family, and the set members (or, for a
+ * policy the host cannot take, the errors).
  * UPDATE_GOLDEN=1 rewrites them (then read the diff before committing).
  */
 import { test } from "node:test";
@@ -10,6 +11,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { loadPolicyText } from "../../src/policy/load.js";
 import { compile } from "../../src/compile/index.js";
+import { RefusedOnThisHost } from "../../src/compile/interfaces.js";
+import { formatPolicyError } from "../../src/policy/errors.js";
+import type { Ruleset } from "../../src/ruleset/types.js";
 import { render } from "../../src/backends/rendered.js";
 import { restorePayload } from "../../src/backends/iptables/diff.js";
 import type { Facts } from "../../src/facts/types.js";
@@ -21,9 +25,16 @@ export async function goldenText(dir: string): Promise<string> {
   const loaded = await loadPolicyText(readFileSync(file, "utf8"), file, (p) => readFile(p, "utf8"));
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
   const facts = JSON.parse(readFileSync(path.join(dir, "facts.json"), "utf8")) as Facts;
-  const ruleset = compile(loaded.policy, facts);
-  const desired = render(ruleset);
   const rel = (w: string) => w.split(root + path.sep).join("");
+  let ruleset: Ruleset;
+  try {
+    ruleset = compile(loaded.policy, facts);
+  } catch (e) {
+    // A policy this host cannot take (an interface it lacks): the errors are the whole output.
+    if (!(e instanceof RefusedOnThisHost)) throw e;
+    return ["# errors", ...e.errors.map((x) => rel(formatPolicyError(x))), ""].join("\n");
+  }
+  const desired = render(ruleset);
   return [
     "# warnings",
     ...ruleset.warnings.map(rel),

@@ -152,7 +152,7 @@ routes:
     "/etc/dockwall/p.yaml:8:10: default must be drop or reject, not \"accept\"",
     "/etc/dockwall/p.yaml:9:15: drops must be true or false",
     "/etc/dockwall/p.yaml:9:33: rate \"10/fortnight\" must look like 10/minute (N per second, minute, hour or day)",
-    "/etc/dockwall/p.yaml:10:14: \"this-name-is-far-too-long\" is not an interface name (at most 15 characters; a trailing + matches a prefix)",
+    "/etc/dockwall/p.yaml:10:14: \"this-name-is-far-too-long\" is not an interface name: at most 15 characters, a trailing + included (it has 25)",
     "/etc/dockwall/p.yaml:12:5: a route needs out: an interface name",
   ]);
 });

@@ -21,7 +21,7 @@ import { loc, policy } from "./fixtures.js";
 import { audit, outsideInterfaces, sourceKinds } from "../../src/trace/audit.js";
 import { auditTargets, declaredPublic } from "../../src/cli/audit.js";
 import { parseProcNet } from "../../src/facts/sockets.js";
-import { sshSession, traceSessionAfter } from "../../src/trace/lockout.js";
+import { SshConnectionUnreadable, sshSession, traceSessionAfter } from "../../src/trace/lockout.js";
 import { readLiveTables } from "../../src/trace/live.js";
 import { memberSets, traceResolving } from "../../src/trace/sets.js";
 
@@ -237,6 +237,32 @@ test("lock-out guard: the SSH session is traced through the rules as they will b
   // From the office (trusted) the same policy lets the session back in; the live kernel was not changed.
   assert.equal((await traceSessionAfter(live, closed, sshSession("::ffff:203.0.113.9 51000 198.18.0.1 22")!)).verdict, "accept");
   assert.equal((await traceResolving(new RuleWalker(live.tables.ipv4, live.sets, host), probe("198.18.9.9", 22))).verdict, "accept");
-  assert.equal(sshSession("garbage"), undefined);
   assert.equal(sshSession(undefined), undefined);
+  assert.equal(sshSession(""), undefined);
+});
+
+test("lock-out guard: an SSH_CONNECTION that is set but cannot be read refuses, saying why and that --force applies anyway", () => {
+  assert.deepEqual(sshSession("2001:db8::9 51000 2001:db8::1 2222"), { client: "2001:db8::9", server: "2001:db8::1", port: 2222, family: "ipv6" });
+  const cases: [string, RegExp][] = [
+    ["garbage", /1 field, expected 4/],
+    ["   ", /0 fields, expected 4/],
+    ["198.18.9.9 51000 198.18.0.1", /3 fields, expected 4/],
+    ["198.18.9.9 51000 198.18.0.1 22 extra", /5 fields, expected 4/],
+    ["198.18.9.300 51000 198.18.0.1 22", /the client address "198\.18\.9\.300" is not an IPv4 or IPv6 address/],
+    ["198.18.9.9 51000 127.1 22", /the server address "127\.1" is not an IPv4 or IPv6 address/],
+    ["198.18.9.9 51000 198.18.0.1 0", /the server port "0" is not a port \(1-65535\)/],
+    ["198.18.9.9 51000 198.18.0.1 65536", /the server port "65536" is not a port/],
+    ["198.18.9.9 51000 198.18.0.1 0x16", /the server port "0x16" is not a port/],
+    ["198.18.9.9 51000 198.18.0.1 22.0", /the server port "22\.0" is not a port/],
+    ["198.18.9.9 -1 198.18.0.1 22", /the client port "-1" is not a port/],
+  ];
+  for (const [value, why] of cases) {
+    assert.throws(
+      () => sshSession(value),
+      (e: unknown) => e instanceof SshConnectionUnreadable && why.test(e.message) && /nothing was applied/.test(e.message) && /--force/.test(e.message),
+      value,
+    );
+  }
+  // A value with a newline is shown escaped, never raw.
+  assert.throws(() => sshSession("198.18.9.9 1\nfake: line"), (e: unknown) => e instanceof Error && !e.message.includes("1\nfake") && e.message.includes(String.raw`"198.18.9.9 1\nfake: line"`));
 });
