@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StateStore } from "./state-store.js";
-import { FileRefused, readRegularFile, replaceFile } from "./safe-file.js";
+import { FileRefused, readStateFile, replaceFile } from "./safe-file.js";
 
 export interface ConfirmWindow {
   token: string;
@@ -40,7 +40,7 @@ async function readWindowFile(f: string): Promise<ConfirmWindow | undefined> {
     new Error(`${f} is not a valid dockwall confirm window (${why}): remove it; \`dockwall rollback\` goes back by hand if the change was not meant to stay`);
   let text: string | undefined;
   try {
-    text = await readRegularFile(f, 64 * 1024);
+    text = await readStateFile(f, 64 * 1024);
   } catch (e) {
     if (e instanceof FileRefused) throw invalid(e.message);
     throw e;

@@ -8,11 +8,12 @@ import { constants } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
+import { FileRefused, readRegularFile } from "../files/regular-file.js";
 
-const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_NONBLOCK, O_DIRECTORY } = constants;
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_DIRECTORY } = constants;
 
-/** A file that is not what dockwall wrote: a link, a FIFO, a device, or too big. */
-export class FileRefused extends Error {}
+// A file that is not what dockwall wrote (a link, a FIFO, a device, too big) is refused with this.
+export { FileRefused };
 
 /** Replaces `file` with `text`, atomically and durably (a crash leaves the old file or the new one). */
 export async function replaceFile(file: string, text: string, mode = 0o600): Promise<void> {
@@ -38,33 +39,15 @@ export async function replaceFile(file: string, text: string, mode = 0o600): Pro
   }
 }
 
-/** The text of a regular file of at most `maxBytes`, or undefined if there is none. */
-export async function readRegularFile(file: string, maxBytes: number): Promise<string | undefined> {
-  let handle;
+/**
+ * The text of a regular file of at most `maxBytes`, or undefined if there is none; a link is
+ * refused, never followed (files/regular-file.ts: the one bounded reader).
+ */
+export async function readStateFile(file: string, maxBytes: number): Promise<string | undefined> {
   try {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
-    handle = await open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    return (await readRegularFile(file, { maxBytes, what: "a state file", noFollow: true })).toString("utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP") throw new FileRefused("it is a symbolic link");
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new FileRefused("it is not a regular file");
-    if (st.size > maxBytes) throw new FileRefused(`it is ${st.size} bytes, more than the ${maxBytes} a state file may be`);
-    // Read at most one byte past the bound: a file that grows meanwhile is refused, not read whole.
-    const buffer = Buffer.alloc(st.size + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length === buffer.length) throw new FileRefused("it grew while being read");
-    }
-    return buffer.toString("utf8", 0, length);
-  } finally {
-    await handle.close();
   }
 }

@@ -11,7 +11,7 @@ import type { IptablesVariant } from "../facts/types.js";
 import { memberCount } from "../ruleset/members.js";
 import type { CompiledBefore } from "../pipeline.js";
 import type { CompileOrigin } from "../inputs.js";
-import { FileRefused, readRegularFile, replaceFile } from "./safe-file.js";
+import { FileRefused, readStateFile, replaceFile } from "./safe-file.js";
 import { prepareStateDir } from "./state-dir.js";
 import { FORMAT, parsePendingFile, parseRecordFile, type Checked, type StoredSet } from "./state-schema.js";
 
@@ -191,7 +191,7 @@ export class StateStore {
     const file = this.file(which);
     let text: string | undefined;
     try {
-      text = await readRegularFile(file, MAX_STATE_BYTES);
+      text = await readStateFile(file, MAX_STATE_BYTES);
     } catch (e) {
       if (e instanceof FileRefused) throw new StateFileError(file, which, e.message);
       throw e;

@@ -5,10 +5,9 @@
  * scrolled away. Like every file dockwall reads it is treated as hostile: written so a planted link
  * cannot redirect the write, read only as a small regular file, and checked field by field.
  */
-import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
+import { readStateFile, replaceFile } from "../apply/safe-file.js";
 import type { Holding } from "./fallback.js";
 
 export interface DegradedNote {
@@ -47,17 +46,8 @@ export async function writeDegraded(dir: string, note: DegradedNote): Promise<vo
     errors: note.errors.slice(0, MAX_ERRORS).map(oneLine),
     heldSource: oneLine(note.heldSource),
   };
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = degradedFile(dir);
-  // O_EXCL: a name nobody could have planted a link at beforehand (it fails on any existing entry).
-  const tmp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(JSON.stringify(bounded));
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
+  // The state directory exists and was checked by the store before any apply could fail.
+  await replaceFile(degradedFile(dir), JSON.stringify(bounded));
 }
 
 /** Its inverse: the policy holds again. */
@@ -71,22 +61,13 @@ export async function clearDegraded(dir: string): Promise<void> {
  */
 export async function readDegraded(dir: string): Promise<DegradedNote | undefined> {
   const file = degradedFile(dir);
-  let text: string;
+  let text: string | undefined;
   try {
-    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      const s = await handle.stat();
-      if (!s.isFile() || s.size > MAX_BYTES) throw new Error(`${file}: not a small regular file; remove it (watch writes it again while degraded)`);
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
+    text = await readStateFile(file, MAX_BYTES);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP") throw new Error(`${file}: is a symbolic link; remove it (watch writes it again while degraded)`);
-    throw e;
+    throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}; remove it (watch writes it again while degraded)`);
   }
+  if (text === undefined) return undefined;
   const note = parseDegraded(text);
   if (note === undefined) throw new Error(`${file}: not a note written by dockwall watch; remove it (watch writes it again while degraded)`);
   return note;
