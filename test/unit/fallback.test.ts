@@ -20,7 +20,7 @@ import type { StateStore } from "../../src/apply/state-store.js";
 import type { Lock } from "../../src/apply/lock.js";
 import { fallbackFor, holdFallback, LOCK_DOWN_SOURCE } from "../../src/daemon/fallback.js";
 import { degradedFile, parseDegraded, readDegraded } from "../../src/daemon/degraded.js";
-import { Daemon, type Log } from "../../src/daemon/daemon.js";
+import { Daemon, type DaemonOptions, type Log } from "../../src/daemon/daemon.js";
 import { Metrics } from "../../src/daemon/metrics.js";
 import { PolicyInvalid } from "../../src/pipeline.js";
 import { dockerEndpoint } from "../../src/facts/index.js";
@@ -114,40 +114,14 @@ test("a current.json that is not valid (truncated, crafted) is never put back, a
   });
 });
 
-test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the lock-down, ready, saying why", async () => {
-  await withStore(async (store, lock) => {
-    const fake = new FakeNetfilter();
-    const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
-    await writeFile(file, "host:\n  - port: 22\n  - port: 443\n");
-    const logs: { level: string; event: string; fields?: Record<string, unknown> }[] = [];
-    const log: Log = (level, event, fields) => logs.push({ level, event, ...(fields ? { fields } : {}) });
-    const saved = process.env.DOCKER_HOST;
-    process.env.DOCKER_HOST = "ssh://admin@docker-host";
-    const docker = dockerEndpoint();
-    assert.ok(docker instanceof DockerHostInvalid);
-    const daemon = new Daemon({ runner: legacyHost(fake), store, lock }, { policy: file, docker, checkEveryMs: 3_600_000, debounceMs: 5 }, log);
-    try {
-      await daemon.start();
-      assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
-      assert.equal((await readDegraded(store.dir))?.holding, "lock-down");
-      assert.match(JSON.stringify(logs.filter((l) => l.level === "error")), /ssh:\/\/ is not supported/);
-      assert.equal(logs.at(-1)?.event, "ready");
-    } finally {
-      process.env.DOCKER_HOST = saved;
-      await daemon.stop();
-      await rm(file, { force: true });
-    }
-  });
-});
-
 /** A daemon on the fake host with a policy file in the state dir's parent, logging into an array. */
-async function daemonWith(store: StateStore, lock: Lock, runner: Runner, policyText: string) {
+async function daemonWith(store: StateStore, lock: Lock, runner: Runner, policyText: string, docker: DaemonOptions["docker"] = { socketPath: "/nonexistent/dockwall-test/docker.sock" }) {
   const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
   await writeFile(file, policyText);
   const logs: { level: string; event: string; fields?: Record<string, unknown> }[] = [];
   const log: Log = (level, event, fields) => logs.push({ level, event, ...(fields ? { fields } : {}) });
   const metrics = new Metrics();
-  const daemon = new Daemon({ runner, store, lock }, { policy: file, docker: { socketPath: "/nonexistent/dockwall-test/docker.sock" }, checkEveryMs: 3_600_000, debounceMs: 5, metrics }, log);
+  const daemon = new Daemon({ runner, store, lock }, { policy: file, docker, checkEveryMs: 3_600_000, debounceMs: 5, metrics }, log);
   return { daemon, file, logs, metrics, done: () => rm(file, { force: true }) };
 }
 
@@ -258,4 +232,26 @@ test("degraded.json is read as hostile: a wrong shape is refused, control charac
   assert.equal(parseDegraded(JSON.stringify({ ...good, holding: "everything" })), undefined);
   assert.equal(parseDegraded(JSON.stringify({ ...good, pid: "1" })), undefined);
   assert.equal(parseDegraded("{"), undefined);
+});
+
+test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the lock-down, ready, saying why", async () => {
+  await withStore(async (store, lock) => {
+    const fake = new FakeNetfilter();
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = "ssh://admin@docker-host";
+    const docker = dockerEndpoint();
+    assert.ok(docker instanceof DockerHostInvalid);
+    const d = await daemonWith(store, lock, legacyHost(fake), VALID, docker);
+    try {
+      await d.daemon.start();
+      assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+      assert.equal((await readDegraded(store.dir))?.holding, "lock-down");
+      assert.match(JSON.stringify(d.logs.filter((l) => l.level === "error")), /ssh:\/\/ is not supported/);
+      assert.equal(d.logs.at(-1)?.event, "ready");
+    } finally {
+      process.env.DOCKER_HOST = saved;
+      await d.daemon.stop();
+      await d.done();
+    }
+  });
 });
