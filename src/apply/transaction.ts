@@ -82,8 +82,11 @@ export async function applyWhenReady(
       throw e;
     });
     const started = new Date().toISOString();
-    // With the journal lost, the last whole state is the last record (what the journal's `before` was).
-    const lastWhole = pending?.before ?? (journalLost && recorded?.variant === nf.variant ? recorded : undefined);
+    // The state before this change is the last whole state dockwall applied: the journal's `before`
+    // after a killed apply, else the last record. Not what the kernel holds now: after a reboot or a
+    // flush by another tool that is nothing (or a part), and `rollback` would take every rule out.
+    // Only with no usable record (the first apply, another variant) is the kernel's part taken.
+    const lastWhole = pending?.before ?? (recorded?.variant === nf.variant ? recorded : undefined);
     const previousOf = (state: DesiredState): AppliedRecord =>
       lastWhole ?? { at: recorded?.at ?? started, source: recorded?.source ?? (currentRead.error ? "what the kernel held (the record was unreadable)" : "before dockwall"), variant: nf.variant, state };
     // A journal left by a killed apply stays: its `before` is the last whole state, older than ours.
@@ -102,10 +105,12 @@ export async function applyWhenReady(
     const result = warnings.length > 0 ? { ...applied, warnings: [...(applied.warnings ?? []), ...warnings] } : applied;
     const at = new Date().toISOString();
     const current = { at, source, variant: nf.variant, state: desired, ...(origin ? { origin } : {}) };
-    if (pending && sameState(desired, pending.before.state)) {
-      // Back to the state before a killed apply (`rollback`): that apply never completed, so the
-      // state before this one is still `previous`; recording the journal's `before` there would make
-      // it a copy of `current` and lose it.
+    const restoresRecord = !pending && !journalLost && recorded?.variant === nf.variant && sameState(desired, recorded.state);
+    if ((pending && sameState(desired, pending.before.state)) || (restoresRecord && result.changed)) {
+      // Back to the state before a killed apply (`rollback`), or the record put back into a kernel
+      // that lost it (a reboot, a flush: watch's repairs): no new change, so the state before the
+      // last change is still `previous`; recording the last whole state there would make it a copy
+      // of `current` and lose it.
       await store.record(current);
     } else if (result.changed || recorded === undefined || pending || journalLost) {
       await store.record(current, previousOf(result.before));

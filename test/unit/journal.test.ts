@@ -103,3 +103,40 @@ test("rollback after an apply killed part-way keeps the previous state: the kill
     assert.deepEqual(fake.snapshot(), stateP0);
   });
 });
+
+test("a reboot (an empty kernel) or a flush put right by a re-apply is no change: rollback still goes to the state before the last change", async () => {
+  await withStore(async (store, lock) => {
+    const fake = dockerHost();
+    const { stateP0 } = await appliedTwice(fake, store, lock);
+    // The reboot: the kernel holds Docker's rules again and nothing of dockwall's; the record stays.
+    const rebooted = dockerHost();
+    const nf = new Netfilter(rebooted, "nft");
+    const putBack = await applyAndRecord(nf, a, store, lock, "a.yaml");
+    assert.equal(putBack.changed, true);
+    assert.equal((await store.read()).previous?.source, "p0.yaml", "previous is not the empty kernel of the boot");
+    // Another tool flushes dockwall's host chain; watch puts it back.
+    await rebooted.run("iptables-nft-restore", ["--noflush"], { input: "*filter\n:DOCKWALL-INPUT-OUTSIDE - [0:0]\nCOMMIT\n" });
+    assert.equal((await applyAndRecord(nf, a, store, lock, "a.yaml")).changed, true);
+    const stored = await store.read();
+    assert.equal(stored.previous?.source, "p0.yaml", "previous is not the flushed chain");
+    await applyAndRecord(nf, rollbackTarget(stored)!.state, store, lock, "rollback");
+    assert.deepEqual(rebooted.snapshot(), stateP0);
+  });
+});
+
+test("a new policy applied after a reboot: previous is the state dockwall last applied, not the empty kernel", async () => {
+  await withStore(async (store, lock) => {
+    await appliedTwice(dockerHost(), store, lock);
+    const rebooted = dockerHost();
+    const nf = new Netfilter(rebooted, "nft");
+    await applyAndRecord(nf, a, store, lock, "a.yaml");
+    const stateA = rebooted.snapshot();
+    const fresh = dockerHost();
+    const nfFresh = new Netfilter(fresh, "nft");
+    await applyAndRecord(nfFresh, b, store, lock, "b.yaml");
+    const stored = await store.read();
+    assert.equal(stored.previous?.source, "a.yaml");
+    await applyAndRecord(nfFresh, rollbackTarget(stored)!.state, store, lock, "rollback");
+    assert.deepEqual(fresh.snapshot(), stateA);
+  });
+});
