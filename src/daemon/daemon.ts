@@ -38,6 +38,9 @@ export interface DaemonOptions {
 export type Log = LoopDeps["log"];
 
 const PERIODIC = "periodic check";
+const RULESET_CHANGED = "ruleset changed";
+const MONITOR_RESTARTED = "ruleset monitor restarted";
+const RULESET_CAUSES = new Set([RULESET_CHANGED, MONITOR_RESTARTED]);
 
 export class Daemon {
   private readonly loop: WatchLoop;
@@ -140,8 +143,13 @@ export class Daemon {
   }
 
   private async apply(causes: string[]): Promise<LoopOutcome> {
-    // While degraded every check is a try of the policy: the cheap path would only find the fallback.
-    if (this.degraded === undefined && causes.length === 1 && causes[0] === PERIODIC && (await this.kernelHoldsRecord())) {
+    // A change to the ruleset alone (another tool's, or the undo of dockwall's own failed apply, which
+    // the monitor cannot tell apart) needs a repair only if the kernel lost what was applied; without
+    // this a policy the kernel refuses looped: apply, undo, event, apply. While degraded, every other
+    // check is a try of the policy: the cheap path would only find the fallback.
+    const rulesetOnly = causes.every((c) => RULESET_CAUSES.has(c));
+    const periodicOnly = this.degraded === undefined && causes.length === 1 && causes[0] === PERIODIC;
+    if ((rulesetOnly || periodicOnly) && (await this.kernelHoldsRecord())) {
       return { changed: false, detail: {}, quiet: true };
     }
     try {
@@ -238,12 +246,12 @@ export class Daemon {
 
   private startMonitor(): void {
     this.monitor = new RulesetMonitor({
-      change: () => this.loop.trigger("ruleset changed"),
+      change: () => this.loop.trigger(RULESET_CHANGED),
       stopped: (reason, retryMs) => {
         this.log("warn", "ruleset monitor stopped, restarting", { reason, retryMs });
         // It stops when events overrun its socket (ENOBUFS, e.g. on `iptables -F` of a big table):
         // what it missed may be drift, so look now.
-        this.loop.trigger("ruleset monitor restarted");
+        this.loop.trigger(MONITOR_RESTARTED);
       },
       unavailable: (reason) =>
         this.log("warn", "ruleset changes by other tools are seen by the periodic check only", { reason, checkEverySeconds: this.opts.checkEveryMs / 1000 }),

@@ -255,3 +255,33 @@ test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the loc
     }
   });
 });
+
+test("a policy the kernel refuses is tried once: the ruleset changes its own undo makes do not send watch round again", async () => {
+  await withStore(async (store, lock) => {
+    const fake = new FakeNetfilter();
+    const d = await daemonWith(store, lock, legacyHost(fake), VALID);
+    try {
+      await d.daemon.start();
+      const applied = fake.snapshot();
+      await writeFile(d.file, "host:\n  - port: 22\n  - port: 8443\n");
+      const loadsRules = (cmd: string, args: string[]) => cmd === "iptables-legacy-restore" && !args.includes("--test");
+      fake.failNext(loadsRules, { code: 1, stderr: "iptables-restore: line 7 failed" });
+      d.daemon.trigger("SIGHUP");
+      await d.daemon.idle();
+      assert.deepEqual(fake.snapshot(), applied, "undone");
+      // The undo is a ruleset change the monitor reports like any other: the kernel holds what was applied.
+      const before = fake.calls.length;
+      d.daemon.trigger("ruleset changed");
+      await d.daemon.idle();
+      assert.deepEqual(fake.calls.slice(before).filter((c) => /restore/.test(c.cmd)), [], "no apply was tried again");
+      // Another tool's flush still is repaired: the policy is tried again, and the kernel takes it now.
+      await fake.run("iptables-legacy-restore", ["--noflush"], { input: `*filter\n:${OUTSIDE} - [0:0]\nCOMMIT\n` });
+      d.daemon.trigger("ruleset changed");
+      await d.daemon.idle();
+      assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22", "8443"]);
+    } finally {
+      await d.daemon.stop();
+      await d.done();
+    }
+  });
+});
