@@ -14,7 +14,7 @@ import type { Runner } from "../exec/runner.js";
 import type { Lock } from "../apply/lock.js";
 import { ignoreUnreadable, type AppliedRecord, type StateStore } from "../apply/state-store.js";
 import { applyAndRecord } from "../apply/transaction.js";
-import type { ApplyResult } from "../apply/apply.js";
+import { apply, type ApplyResult } from "../apply/apply.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { render, type DesiredState } from "../backends/rendered.js";
 import { compile } from "../compile/index.js";
@@ -68,24 +68,55 @@ export function fallbackFor(recorded: AppliedRecord | undefined): Holding {
 }
 
 /**
- * Applies the fallback and records it as applied. Throws when even that cannot be applied (no
- * iptables, the kernel refuses): the caller then has nothing to hold.
+ * Applies the fallback and records it as applied. Each step that cannot be taken falls through to a
+ * safer one, never to nothing: a record that cannot be read or put back (its iptables variant gone, a
+ * rule the kernel now refuses) gives way to the lock-down, and a state directory that cannot be used
+ * (unsafe, read-only, full, its lock) to the lock-down applied without a record. Throws only when
+ * even that cannot be applied (no iptables, the kernel refuses): the caller then has nothing to hold.
  */
 export async function holdFallback(deps: { runner: Runner; store: StateStore; lock: Lock }): Promise<FallbackHeld> {
-  // A record that is not valid cannot be put back: the lock-down holds instead (never nothing).
-  const recorded = await deps.store.current().catch(ignoreUnreadable);
+  const problems: string[] = [];
+  const recorded = await deps.store.current().catch((e: unknown) => {
+    problems.push(`the applied record cannot be read: ${firstLineOf(e)}`);
+    return undefined;
+  });
   if (recorded !== undefined && fallbackFor(recorded) === "last-applied") {
     const nf = new Netfilter(deps.runner, recorded.variant);
-    // The same source and origin: a kernel that still holds the record sees no change and no write.
-    const result = await applyAndRecord(nf, recorded.state, deps.store, deps.lock, recorded.source, recorded.origin ? { origin: recorded.origin } : {});
-    const now = await deps.store.current().catch(ignoreUnreadable);
-    return { holding: "last-applied", record: { at: now?.at ?? recorded.at, source: recorded.source }, result, netfilter: nf, warnings: [] };
+    try {
+      // The same source and origin: a kernel that still holds the record sees no change and no write.
+      const result = await applyAndRecord(nf, recorded.state, deps.store, deps.lock, recorded.source, recorded.origin ? { origin: recorded.origin } : {});
+      const now = await deps.store.current().catch(ignoreUnreadable);
+      return { holding: "last-applied", record: { at: now?.at ?? recorded.at, source: recorded.source }, result, netfilter: nf, warnings: [] };
+    } catch (e) {
+      problems.push(`the last applied rules cannot be put back: ${firstLineOf(e)}`);
+    }
   }
   // Compiled again each time: Docker's named bridges come from the facts of now.
   // A DOCKER_HOST dockwall cannot use (it may be why the policy failed) must not stop the lock-down.
   const { facts, warnings } = await gatherFacts(deps.runner, dockerEndpoint());
   const nf = new Netfilter(deps.runner, facts.host.iptables);
-  const result = await applyAndRecord(nf, render(compile(lockDownPolicy(), facts)), deps.store, deps.lock, LOCK_DOWN_SOURCE);
-  const now = await deps.store.current().catch(ignoreUnreadable);
-  return { holding: "lock-down", record: { at: now?.at ?? new Date().toISOString(), source: LOCK_DOWN_SOURCE }, result, netfilter: nf, warnings };
+  const desired = render(compile(lockDownPolicy(), facts));
+  const held = (result: ApplyResult, at: string, more: string[] = []): FallbackHeld => ({
+    holding: "lock-down",
+    record: { at, source: LOCK_DOWN_SOURCE },
+    result,
+    netfilter: nf,
+    warnings: [...problems, ...warnings, ...more],
+  });
+  try {
+    const result = await applyAndRecord(nf, desired, deps.store, deps.lock, LOCK_DOWN_SOURCE);
+    const now = await deps.store.current().catch(ignoreUnreadable);
+    return held(result, now?.at ?? new Date().toISOString());
+  } catch (e) {
+    // If the state directory (its check, lock, journal or record) is what failed, apply.ts alone
+    // still tests, loads, reads back and undoes; only the record, the journal and the lock are
+    // missing, and at boot no other dockwall runs: better than a host with no rules at all. If the
+    // kernel refused the lock-down, it refuses again here, and that is thrown.
+    const result = await apply(nf, desired);
+    return held(result, new Date().toISOString(), [`the state directory cannot be used (${firstLineOf(e)}): the lock-down is held without a record`]);
+  }
+}
+
+function firstLineOf(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
 }

@@ -6,7 +6,7 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
@@ -16,7 +16,7 @@ import { applyAndRecord } from "../../src/apply/transaction.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { emptyState } from "../../src/backends/rendered.js";
 import { CommandNotFoundError, type Runner } from "../../src/exec/runner.js";
-import type { StateStore } from "../../src/apply/state-store.js";
+import { StateStore } from "../../src/apply/state-store.js";
 import type { Lock } from "../../src/apply/lock.js";
 import { fallbackFor, holdFallback, LOCK_DOWN_SOURCE } from "../../src/daemon/fallback.js";
 import { degradedFile, parseDegraded, readDegraded } from "../../src/daemon/degraded.js";
@@ -283,5 +283,43 @@ test("a policy the kernel refuses is tried once: the ruleset changes its own und
       await d.daemon.stop();
       await d.done();
     }
+  });
+});
+
+/** A host whose iptables is nf_tables, with the legacy commands gone (the variant a record may name). */
+function nftHostWithoutLegacy(fake: FakeNetfilter): Runner {
+  return {
+    run: (cmd, args, opts) => {
+      if (/legacy/.test(cmd)) return Promise.reject(new CommandNotFoundError(cmd));
+      if (cmd === "iptables" && args[0] === "--version") return Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (nf_tables)\n", stderr: "" });
+      return fake.run(cmd, args, opts);
+    },
+  };
+}
+
+test("a last applied record that cannot be put back (its iptables variant gone) gives way to the lock-down, never to nothing", async () => {
+  await withStore(async (store, lock) => {
+    await recordPolicy(new FakeNetfilter(), store, lock, "/etc/dockwall/dockwall.yaml");
+    const fake = new FakeNetfilter();
+    const held = await holdFallback({ runner: nftHostWithoutLegacy(fake), store, lock });
+    assert.equal(held.holding, "lock-down");
+    assert.equal(held.netfilter.variant, "nft");
+    assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+    assert.match(held.warnings.join("\n"), /the last applied rules cannot be put back: .*legacy/);
+  });
+});
+
+test("a state directory that cannot be used (group-writable) still gets the lock-down, held without a record, and says so", async () => {
+  await withStore(async (store, lock) => {
+    await chmod(store.dir, 0o777);
+    const fake = new FakeNetfilter();
+    const held = await holdFallback({ runner: legacyHost(fake), store, lock });
+    assert.equal(held.holding, "lock-down");
+    assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+    assert.deepEqual(hostOpenings(fake, "ipv6").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+    assert.match(held.warnings.join("\n"), /the state directory cannot be used \(.*writable.*\): the lock-down is held without a record/);
+    await chmod(store.dir, 0o700);
+    // A new store: this one keeps its verdict on the directory for as long as it lives.
+    assert.equal(await new StateStore(store.dir).current(), undefined, "nothing recorded in a directory that is not safe");
   });
 });
