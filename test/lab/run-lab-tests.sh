@@ -21,7 +21,14 @@ node --test --test-concurrency=1 "${files[@]}" || status=$?
 # A process of this run still alive now outlived its suite (a crash, a teardown that missed it; each
 # lab also sweeps its own, lab.ts): that fails the run, and they are ended here, by pid, so nothing
 # is left on the machine.
-left=$(grep -lsa "DOCKWALL_LAB_RUN=$DOCKWALL_LAB_RUN" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true)
+# The tag is taken out of this script's environment first: the sweep's own commands (grep, cut)
+# would otherwise carry it and find themselves.
+run=$DOCKWALL_LAB_RUN
+unset DOCKWALL_LAB_RUN
+left=""
+for pid in $(grep -lsa "DOCKWALL_LAB_RUN=$run" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+  [[ $pid != "$$" && -e /proc/$pid ]] && left+="$pid "
+done
 if [[ -n $left ]]; then
   echo "lab tests: processes left running after the suites:" >&2
   for pid in $left; do echo "  $pid $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" >&2; done
