@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { dockerEndpoint } from "../facts/index.js";
 import { Daemon } from "../daemon/daemon.js";
 import { formatLogLine, stdoutIsJournal, type Level } from "../daemon/log-line.js";
-import { DEFAULT_POLICY, makeContext, type GlobalOptions } from "./common.js";
+import { DEFAULT_POLICY, Exit, makeContext, type GlobalOptions } from "./common.js";
 
 interface WatchOptions {
   config: string;
@@ -59,13 +59,18 @@ Example:
     .action(async (opts: WatchOptions, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       let metrics: import("../daemon/metrics.js").Metrics | undefined;
-      let metricsServer: import("node:http").Server | undefined;
+      let metricsServing: MetricsServing | undefined;
       if (opts.metrics !== undefined) {
         const m = await import("../daemon/metrics.js");
-        const listen = m.parseListen(opts.metrics);
+        let listen: { host: string; port: number };
+        try {
+          listen = m.parseListen(opts.metrics);
+        } catch (e) {
+          process.stderr.write(`dockwall: ${(e as Error).message}\n`);
+          throw new Exit(1);
+        }
         metrics = new m.Metrics();
-        metricsServer = await metrics.serve(listen);
-        log("info", "metrics served", { url: `http://${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}/metrics` });
+        metricsServing = new MetricsServing(metrics, listen);
       }
       const daemon = new Daemon(
         ctx,
@@ -86,13 +91,51 @@ Example:
       process.on("SIGHUP", () => daemon.trigger("SIGHUP"));
       log("info", "watch started", { policy: opts.config, pid: process.pid });
       const first = daemon.start();
-      // A first apply that fails ends the command (its error is reported by main); nothing may keep it alive.
-      first.catch(() => metricsServer?.close());
+      // Metrics are served once rules hold: an address that cannot be had (at boot, before
+      // network-pre.target, no address but loopback exists yet; a port in use) must not stop the
+      // daemon before it holds anything. Tried again until it works.
+      first.then(() => metricsServing?.start(), () => undefined);
       const signal = await Promise.race([stopped, first.then(() => stopped)]);
       log("info", "stopping, the rules stay in place", { signal });
       await first.catch(() => undefined);
       await daemon.stop();
-      metricsServer?.close();
+      metricsServing?.stop();
       log("info", "stopped", { ...daemon.counts });
     });
+}
+
+const METRICS_RETRY_MS = 10_000;
+
+/** The metrics endpoint, served until stopped; a failure to listen is logged and tried again. */
+class MetricsServing {
+  private server?: import("node:http").Server;
+  private retry?: NodeJS.Timeout;
+  private stopped = false;
+  private failing = false;
+
+  constructor(
+    private readonly metrics: import("../daemon/metrics.js").Metrics,
+    private readonly listen: { host: string; port: number },
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    const url = `http://${this.listen.host.includes(":") ? `[${this.listen.host}]` : this.listen.host}:${this.listen.port}/metrics`;
+    try {
+      this.server = await this.metrics.serve(this.listen);
+      this.failing = false;
+      log("info", "metrics served", { url });
+    } catch (e) {
+      // Said once per outage, not on every try.
+      if (!this.failing) log("error", "metrics cannot be served; trying again", { url, error: (e as Error).message, retrySeconds: METRICS_RETRY_MS / 1000 });
+      this.failing = true;
+      this.retry = setTimeout(() => void this.start(), METRICS_RETRY_MS);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.server?.close();
+  }
 }
