@@ -16,6 +16,7 @@ import { GROUP_FILE_LIMIT, GROUP_FILES_MAX_BYTES, MAX_ERRORS_SHOWN, POLICY_LIMIT
 import { escapeControls, quote } from "./quote.js";
 import { readFailure, readTextWithin, readWithin, size, type ReadLimit, type ReadText } from "./read-file.js";
 import { interfaceNameProblem } from "./interface-name.js";
+import { keptRate, type RateUnit } from "./log-rate.js";
 import type { Cidr, ContainerOpening, Group, Location, Opening, Policy, PortRange, Proto, Route, Source } from "./types.js";
 
 export type LoadResult =
@@ -610,11 +611,24 @@ class Reader {
     }
     if (e.rate) {
       const rate = this.string(e.rate, "rate");
-      if (rate !== undefined && LOG_RATE.test(rate)) log.rate = rate;
-      else if (rate !== undefined) this.error(e.rate, `rate ${quote(rate)} must look like 10/minute (N per second, minute, hour or day)`);
+      const m = rate === undefined ? null : LOG_RATE.exec(rate);
+      if (rate === undefined) {
+        // Already reported.
+      } else if (m === null) {
+        this.error(e.rate, `rate ${quote(rate)} must look like 10/minute (N per second, minute, hour or day)`);
+      } else {
+        const kept = keptRate(Number(m[1]), m[2] as RateUnit);
+        if (kept !== undefined && kept.n === Number(m[1]) && kept.unit === m[2]) log.rate = rate;
+        else this.error(e.rate, `rate ${rate} cannot be kept as written by iptables (it would read back as ${kept ? `${kept.n}/${kept.unit}` : "too fast"}, and every apply would fail its read-back): write a rate iptables keeps, such as ${suggestion(kept)}`);
+      }
     }
     return log;
   }
+}
+
+/** A rate to write instead: what iptables keeps, when the policy may spell it (at most 9999). */
+function suggestion(kept: { n: number; unit: RateUnit } | undefined): string {
+  return kept !== undefined && kept.n <= 9999 ? `${kept.n}/${kept.unit}` : "10/second";
 }
 
 /** ` (did you mean "x"?)` for the nearest known word within two edits, or nothing. */
