@@ -11,6 +11,7 @@ import type { IptablesVariant } from "../facts/types.js";
 import { memberCount } from "../ruleset/members.js";
 import type { CompiledBefore } from "../pipeline.js";
 import type { CompileOrigin } from "../inputs.js";
+import { escapeControls } from "../policy/quote.js";
 import { FileRefused, readStateFile, replaceFile } from "./safe-file.js";
 import { prepareStateDir } from "./state-dir.js";
 import { FORMAT, parsePendingFile, parseRecordFile, type Checked, type StoredSet } from "./state-schema.js";
@@ -92,7 +93,8 @@ export class StateFileError extends Error {
     /** What is wrong with it, without the advice. */
     readonly reason: string,
   ) {
-    super(`${file} is not a valid dockwall state (${reason}): ${WAY_OUT[which]}`);
+    // The path and the reason may hold a hostile file's bytes: one line, no escape sequences.
+    super(escapeControls(`${file} is not a valid dockwall state (${reason}): ${WAY_OUT[which]}`));
   }
 }
 
@@ -197,7 +199,13 @@ export class StateStore {
       throw e;
     }
     if (text === undefined) return undefined;
-    const checked = parse(text);
+    let checked: Checked<T>;
+    try {
+      checked = parse(text);
+    } catch (e) {
+      // A check that throws (a bug, a stack overflow on a crafted file) still refuses this file by name.
+      throw new StateFileError(file, which, `could not be checked: ${escapeControls(e instanceof Error ? e.message : String(e))}`);
+    }
     if (!checked.ok) throw new StateFileError(file, which, checked.problems.join("; "));
     return checked.value;
   }

@@ -186,3 +186,22 @@ test("a record read twice (other objects, same members) is recognised as what th
     assert.ok(!fake.calls.some((c) => c.cmd === "ipset" && c.args[0] === "save"), "no members read back");
   });
 });
+
+test("a state file whose check throws (here a 1,000,000-deep format) is refused by name, not an uncaught RangeError", async () => {
+  await withStore(async (store) => {
+    await writeFile(file(store, "current.json"), `{"format":${"[".repeat(1_000_000)}${"]".repeat(1_000_000)}}`);
+    await assert.rejects(store.current(), unreadable("current.json", /could not be checked: Maximum call stack size exceeded/));
+  });
+});
+
+test("a state file's bytes quoted in a JSON error are escaped: no raw escape sequence or newline in the message", async () => {
+  await withStore(async (store) => {
+    await writeFile(file(store, "current.json"), '\u001b[31m\nfake: ok\n');
+    await assert.rejects(store.current(), (e: unknown) => {
+      assert.ok(e instanceof StateFileError, String(e));
+      assert.doesNotMatch(e.message, /[\u001b\n]/);
+      assert.match(e.message, /\\u001b/);
+      return true;
+    });
+  });
+});
