@@ -11,7 +11,7 @@ import { lstat, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
-import { MemoryLock } from "../../src/apply/lock.js";
+import { FlockLock, LockError, MemoryLock } from "../../src/apply/lock.js";
 import { StateFileError, type StateStore } from "../../src/apply/state-store.js";
 import { parseRecordFile } from "../../src/apply/state-schema.js";
 import { desiredFor, dockerHost, withStore } from "./apply-fixtures.js";
@@ -203,5 +203,23 @@ test("a state file's bytes quoted in a JSON error are escaped: no raw escape seq
       assert.match(e.message, /\\u001b/);
       return true;
     });
+  });
+});
+
+test("a FIFO or a link planted at the lock file is refused at once: flock never hangs on it, root never creates the link's target", { timeout: 20_000 }, async () => {
+  await withStore(async (store) => {
+    await store.ready();
+    execFileSync("mkfifo", [store.lockFile]);
+    const lockRefused = (why: RegExp) => (e: unknown) => e instanceof LockError && e.message.includes(store.lockFile) && why.test(e.message) && /remove it/.test(e.message);
+    await assert.rejects(new FlockLock(store.lockFile, 1).acquire(), lockRefused(/it is a named pipe \(FIFO\); the lock file must be a regular file/));
+    execFileSync("rm", [store.lockFile]);
+    const target = path.join(store.dir, "created-by-root");
+    await symlink(target, store.lockFile);
+    await assert.rejects(new FlockLock(store.lockFile, 1).acquire(), lockRefused(/it is a symbolic link/));
+    await assert.rejects(lstat(target), /ENOENT/);
+    execFileSync("rm", [store.lockFile]);
+    const release = await new FlockLock(store.lockFile, 1).acquire();
+    await release();
+    assert.equal(((await lstat(store.lockFile)).mode & 0o777).toString(8), "600");
   });
 });
