@@ -66,8 +66,20 @@ export function compiledBefore(current: AppliedRecord | undefined): CompiledBefo
 
 export const DEFAULT_STATE_DIR = "/var/lib/dockwall";
 
-export function stateDir(option?: string): string {
-  return option ?? process.env.DOCKWALL_STATE_DIR ?? DEFAULT_STATE_DIR;
+/** A --state-dir or DOCKWALL_STATE_DIR that names no directory dockwall can keep its state in: a usage error. */
+export class StateDirOptionError extends Error {}
+
+/**
+ * The state directory: --state-dir, else DOCKWALL_STATE_DIR (empty counts as unset, as a unit file's
+ * `Environment=DOCKWALL_STATE_DIR=` means), else the default. It must be absolute: an empty or
+ * relative one would put root's state, and the lock, wherever the command happens to run.
+ */
+export function stateDir(option?: string, env: string | undefined = process.env.DOCKWALL_STATE_DIR): string {
+  const [dir, from] = option !== undefined ? [option, "--state-dir"] : env ? [env, "DOCKWALL_STATE_DIR"] : [DEFAULT_STATE_DIR, "default"];
+  if (!path.isAbsolute(dir)) {
+    throw new StateDirOptionError(escapeControls(`${from} ${JSON.stringify(dir)}: the state directory must be an absolute path (such as ${DEFAULT_STATE_DIR})`));
+  }
+  return dir;
 }
 
 /**

@@ -12,7 +12,7 @@ import path from "node:path";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { FlockLock, LockError, MemoryLock } from "../../src/apply/lock.js";
-import { StateFileError, type StateStore } from "../../src/apply/state-store.js";
+import { DEFAULT_STATE_DIR, StateDirOptionError, StateFileError, stateDir, type StateStore } from "../../src/apply/state-store.js";
 import { parseRecordFile } from "../../src/apply/state-schema.js";
 import { desiredFor, dockerHost, withStore } from "./apply-fixtures.js";
 import { loc, policy } from "./fixtures.js";
@@ -222,4 +222,15 @@ test("a FIFO or a link planted at the lock file is refused at once: flock never 
     await release();
     assert.equal(((await lstat(store.lockFile)).mode & 0o777).toString(8), "600");
   });
+});
+
+test("the state directory must be absolute: an empty DOCKWALL_STATE_DIR counts as unset, an empty or relative one is refused", () => {
+  assert.equal(stateDir(undefined, ""), DEFAULT_STATE_DIR);
+  assert.equal(stateDir(undefined, undefined), DEFAULT_STATE_DIR);
+  assert.equal(stateDir(undefined, "/srv/dockwall"), "/srv/dockwall");
+  assert.equal(stateDir("/srv/x", "/srv/dockwall"), "/srv/x");
+  const refused = (from: string) => (e: unknown) => e instanceof StateDirOptionError && e.message.startsWith(from) && /the state directory must be an absolute path/.test(e.message);
+  assert.throws(() => stateDir("", "/srv/dockwall"), refused('--state-dir ""'));
+  assert.throws(() => stateDir("state", undefined), refused('--state-dir "state"'));
+  assert.throws(() => stateDir(undefined, "./state"), refused('DOCKWALL_STATE_DIR "./state"'));
 });
