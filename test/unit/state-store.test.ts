@@ -89,7 +89,7 @@ test("a crafted previous.json is refused before rollback can load it: ACCEPT in 
     ["a second line in a rule", (d) => (d.record.state.ipv4.chains[0].rules[0] += "\n-A INPUT -j ACCEPT"), /control character/],
     ["COMMIT and a new table in a rule", (d) => (d.record.state.ipv6.chains[0].rules[0] = "-j RETURN\nCOMMIT\n*filter\n-I INPUT -j ACCEPT"), /control character/],
     ["an ACCEPT in a dockwall chain", (d) => d.record.state.ipv4.chains[0].rules.unshift("-s 198.18.0.0/15 -j ACCEPT"), /its target \(-j ACCEPT\)/],
-    ["a jump from OUTPUT", (d) => d.record.state.ipv4.jumps.push({ table: "filter", from: "OUTPUT", to: "DOCKWALL-INPUT", spec: "-m comment --comment dockwall -j DOCKWALL-INPUT" }), /dockwall jumps only from INPUT and FORWARD/],
+    ["a jump from OUTPUT", (d) => d.record.state.ipv4.jumps.push({ table: "filter", from: "OUTPUT", to: "DOCKWALL-INPUT", spec: "-m comment --comment dockwall -j DOCKWALL-INPUT" }), /dockwall jumps only filter INPUT -> DOCKWALL-INPUT and mangle FORWARD -> DOCKWALL-FORWARD/],
     ["a jump spec that accepts", (d) => (d.record.state.ipv4.jumps[0].spec = "-j ACCEPT"), /is not the jump dockwall writes/],
     ["the wrong variant", (d) => (d.record.variant = "ebtables"), /variant: not "nft" or "legacy"/],
     ["a member that is not an address", (d) => (d.record.state.sets[0].members += "\n198.18.0.1 nomatch"), /is not an ipv4 address or network/],
