@@ -10,6 +10,7 @@ import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StateStore } from "./state-store.js";
 import { FileRefused, readStateFile, replaceFile } from "./safe-file.js";
+import { escapeControls } from "../policy/quote.js";
 
 export interface ConfirmWindow {
   token: string;
@@ -37,7 +38,7 @@ export async function readWindow(store: StateStore): Promise<ConfirmWindow | und
 /** The window in `f`, checked; an error naming the file if it is not one dockwall wrote. */
 async function readWindowFile(f: string): Promise<ConfirmWindow | undefined> {
   const invalid = (why: string) =>
-    new Error(`${f} is not a valid dockwall confirm window (${why}): remove it; \`dockwall rollback\` goes back by hand if the change was not meant to stay`);
+    new Error(escapeControls(`${f} is not a valid dockwall confirm window (${why}): remove it; \`dockwall rollback\` goes back by hand if the change was not meant to stay`));
   let text: string | undefined;
   try {
     text = await readStateFile(f, 64 * 1024);

@@ -5,6 +5,10 @@
  * The directory is the state store's, checked and created by it (state-dir.ts) before the lock is taken.
  */
 import { spawn } from "node:child_process";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { FileRefused, refuseKind } from "../files/regular-file.js";
+import { escapeControls } from "../policy/quote.js";
 
 export type Release = () => Promise<void>;
 
@@ -21,6 +25,7 @@ export class FlockLock implements Lock {
   ) {}
 
   async acquire(): Promise<Release> {
+    await checkLockFile(this.file);
     const child = spawn("flock", ["-w", String(this.waitSeconds), this.file, "sh", "-c", "echo locked; exec cat >/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -41,6 +46,26 @@ export class FlockLock implements Lock {
         child.on("exit", () => resolve());
         child.stdin.end();
       });
+  }
+}
+
+/**
+ * Creates the lock file if missing and makes sure it is a regular file before flock(1) opens it: a
+ * FIFO planted there would hang flock in open() for ever, a link would have root create its target.
+ * O_NONBLOCK: opening a FIFO returns at once; O_NOFOLLOW: a link is refused, not followed.
+ */
+export async function checkLockFile(file: string): Promise<void> {
+  const refuse = (why: string) => new LockError(escapeControls(`lock file ${file}: ${why}; remove it (dockwall creates it)`));
+  const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+  const handle = await open(file, flags, 0o600).catch((e: NodeJS.ErrnoException) => {
+    throw refuse(e.code === "ELOOP" ? "it is a symbolic link; the lock file must be a regular file" : `cannot open it: ${e.code ?? e.message}`);
+  });
+  try {
+    refuseKind(await handle.stat(), { what: "the lock file" });
+  } catch (e) {
+    throw e instanceof FileRefused ? refuse(e.message) : e;
+  } finally {
+    await handle.close();
   }
 }
 

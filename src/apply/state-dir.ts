@@ -10,6 +10,7 @@
 import { lstat, mkdir, realpath, statfs } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import path from "node:path";
+import { escapeControls } from "../policy/quote.js";
 
 export class StateDirError extends Error {}
 
@@ -56,7 +57,8 @@ export function directoryProblem(dir: string, st: Pick<Stats, "mode" | "uid" | "
  */
 export async function prepareStateDir(dir: string, uid: number = process.getuid?.() ?? 0): Promise<void> {
   const wanted = path.resolve(dir);
-  const refuse = (problem: string) => new StateDirError(`state directory ${wanted}: ${problem}`);
+  // The path is the user's (or a hostile environment's): shown on one line, without escape sequences.
+  const refuse = (problem: string) => new StateDirError(escapeControls(`state directory ${wanted}: ${problem}`));
   const pseudo = (where: string, fsType?: string) => {
     const root = PSEUDO_ROOTS.find((r) => where === r || where.startsWith(`${r}/`));
     if (root !== undefined || fsType !== undefined) {

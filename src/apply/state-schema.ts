@@ -10,6 +10,7 @@ import { familyProblems, isAddressOrNetwork, isDockwallSetName, printable } from
 import type { IptablesVariant } from "../facts/types.js";
 import type { CompileOrigin, GroupFileInput } from "../inputs.js";
 import { scanV4 } from "../policy/addresses.js";
+import { escapeControls } from "../policy/quote.js";
 import type { Family } from "../policy/types.js";
 import { lazySet } from "../ruleset/members.js";
 import type { Table } from "../ruleset/types.js";
@@ -69,7 +70,7 @@ function parseFile<T>(text: string, read: (record: unknown, p: Problems) => T | 
   try {
     data = JSON.parse(text);
   } catch (e) {
-    return { ok: false, problems: [`JSON: ${(e as Error).message}`] };
+    return { ok: false, problems: [`JSON: ${escapeControls((e as Error).message)}`] };
   }
   const p = new Problems();
   const top = object(data, p, "the file");
@@ -160,23 +161,23 @@ function storedSet(data: unknown, p: Problems, where: string): StoredSet | undef
 /**
  * Members as ipset prints them, one a line: each an address or network of the set's family, without
  * host bits, as `ipset save` spells it; as many as `count` says. Every apply reads the record, so
- * this is the fast part of reading it: IPv4 in one regular expression over the whole text (host
- * bits checked only on lines with a prefix), IPv6 by a character scanner; whatever they refuse goes
- * through the full check (parseCidr), which gives the verdict. 100,000 members: a few milliseconds.
+ * this is the fast part of reading it: IPv4 by one regular expression per member (host bits checked
+ * only on members with a prefix), IPv6 by a character scanner; whatever they refuse goes through the
+ * full check (parseCidr), which gives the verdict. 100,000 members: a few milliseconds. (Not one
+ * regular expression over the whole text: its repetition recurses once per member, and a group file
+ * of 64 MiB holds millions, which overflows the stack.)
  */
 export function membersProblem(text: string, family: Family, count: number): string | undefined {
   if (text === "") return count === 0 ? undefined : `count ${count}, but no members`;
-  const quick = family === "ipv4" ? V4_MEMBERS.test(text) && v4PrefixesClean(text) : undefined;
+  const quick = family === "ipv4" ? quickV4Member : quickV6Member;
   let n = 0;
   for (let start = 0; start <= text.length; ) {
     let end = text.indexOf("\n", start);
     if (end < 0) end = text.length;
     n++;
-    if (quick !== true) {
-      const member = text.slice(start, end);
-      if (!(family === "ipv6" && quickV6Member(member)) && !isAddressOrNetwork(member, family)) {
-        return `member ${n} "${printable(member)}" is not an ${family} address or network as ipset prints it`;
-      }
+    const member = text.slice(start, end);
+    if (!quick(member) && !isAddressOrNetwork(member, family)) {
+      return `member ${n} "${printable(member)}" is not an ${family} address or network as ipset prints it`;
     }
     start = end + 1;
   }
@@ -186,17 +187,11 @@ export function membersProblem(text: string, family: Family, count: number): str
 const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
 /** A member: a dotted quad without leading zeros, a prefix 0-31 or none (a host has no /32). */
 const V4_MEMBER = `${OCTET}(?:\\.${OCTET}){3}(?:\\/(?:3[01]|[12]?\\d))?`;
-const V4_MEMBERS = new RegExp(`^${V4_MEMBER}(?:\\n${V4_MEMBER})*$`);
+const V4_MEMBER_LINE = new RegExp(`^${V4_MEMBER}$`);
 
-/** After V4_MEMBERS: every member with a prefix is a network address (no host bits). */
-function v4PrefixesClean(text: string): boolean {
-  for (let slash = text.indexOf("/"); slash >= 0; slash = text.indexOf("/", slash + 1)) {
-    const start = text.lastIndexOf("\n", slash) + 1;
-    let end = text.indexOf("\n", slash);
-    if (end < 0) end = text.length;
-    if (scanV4(text.slice(start, end)) < 0) return false;
-  }
-  return true;
+/** The IPv4 fast path: true only for a member the full check accepts too (no host bits after a prefix). */
+function quickV4Member(m: string): boolean {
+  return V4_MEMBER_LINE.test(m) && (!m.includes("/") || scanV4(m) >= 0);
 }
 
 const COLON = 58;

@@ -11,6 +11,7 @@ import type { IptablesVariant } from "../facts/types.js";
 import { memberCount } from "../ruleset/members.js";
 import type { CompiledBefore } from "../pipeline.js";
 import type { CompileOrigin } from "../inputs.js";
+import { escapeControls } from "../policy/quote.js";
 import { FileRefused, readStateFile, replaceFile } from "./safe-file.js";
 import { prepareStateDir } from "./state-dir.js";
 import { FORMAT, parsePendingFile, parseRecordFile, type Checked, type StoredSet } from "./state-schema.js";
@@ -65,8 +66,20 @@ export function compiledBefore(current: AppliedRecord | undefined): CompiledBefo
 
 export const DEFAULT_STATE_DIR = "/var/lib/dockwall";
 
-export function stateDir(option?: string): string {
-  return option ?? process.env.DOCKWALL_STATE_DIR ?? DEFAULT_STATE_DIR;
+/** A --state-dir or DOCKWALL_STATE_DIR that names no directory dockwall can keep its state in: a usage error. */
+export class StateDirOptionError extends Error {}
+
+/**
+ * The state directory: --state-dir, else DOCKWALL_STATE_DIR (empty counts as unset, as a unit file's
+ * `Environment=DOCKWALL_STATE_DIR=` means), else the default. It must be absolute: an empty or
+ * relative one would put root's state, and the lock, wherever the command happens to run.
+ */
+export function stateDir(option?: string, env: string | undefined = process.env.DOCKWALL_STATE_DIR): string {
+  const [dir, from] = option !== undefined ? [option, "--state-dir"] : env ? [env, "DOCKWALL_STATE_DIR"] : [DEFAULT_STATE_DIR, "default"];
+  if (!path.isAbsolute(dir)) {
+    throw new StateDirOptionError(escapeControls(`${from} ${JSON.stringify(dir)}: the state directory must be an absolute path (such as ${DEFAULT_STATE_DIR})`));
+  }
+  return dir;
 }
 
 /**
@@ -92,7 +105,8 @@ export class StateFileError extends Error {
     /** What is wrong with it, without the advice. */
     readonly reason: string,
   ) {
-    super(`${file} is not a valid dockwall state (${reason}): ${WAY_OUT[which]}`);
+    // The path and the reason may hold a hostile file's bytes: one line, no escape sequences.
+    super(escapeControls(`${file} is not a valid dockwall state (${reason}): ${WAY_OUT[which]}`));
   }
 }
 
@@ -197,7 +211,13 @@ export class StateStore {
       throw e;
     }
     if (text === undefined) return undefined;
-    const checked = parse(text);
+    let checked: Checked<T>;
+    try {
+      checked = parse(text);
+    } catch (e) {
+      // A check that throws (a bug, a stack overflow on a crafted file) still refuses this file by name.
+      throw new StateFileError(file, which, `could not be checked: ${escapeControls(e instanceof Error ? e.message : String(e))}`);
+    }
     if (!checked.ok) throw new StateFileError(file, which, checked.problems.join("; "));
     return checked.value;
   }

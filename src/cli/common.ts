@@ -1,7 +1,7 @@
 /** What every command needs: the runner, the state store, the lock, and consistent output. */
 import { ProcessRunner, type Runner } from "../exec/runner.js";
 import { FlockLock, type Lock } from "../apply/lock.js";
-import { StateStore, appliedState, ignoreUnreadable, stateDir } from "../apply/state-store.js";
+import { StateDirOptionError, StateStore, appliedState, ignoreUnreadable, stateDir } from "../apply/state-store.js";
 import { Netfilter } from "../backends/netfilter.js";
 import { detectIptablesVariant } from "../facts/host.js";
 import type { DesiredState } from "../backends/rendered.js";
@@ -19,7 +19,15 @@ export interface Context {
 }
 
 export function makeContext(global: GlobalOptions): Context {
-  const store = new StateStore(stateDir(global.stateDir));
+  let dir: string;
+  try {
+    dir = stateDir(global.stateDir);
+  } catch (e) {
+    if (!(e instanceof StateDirOptionError)) throw e;
+    process.stderr.write(`dockwall: ${e.message}\n`);
+    throw new Exit(1);
+  }
+  const store = new StateStore(dir);
   return { runner: new ProcessRunner(), store, lock: new FlockLock(store.lockFile) };
 }
 

@@ -64,7 +64,7 @@ export async function readRegularFile(file: string, limit: ReadLimit): Promise<B
   }
 }
 
-function refuseKind(st: Stats, limit: ReadLimit): void {
+export function refuseKind(st: Stats, limit: Pick<ReadLimit, "what">): void {
   if (st.isFile()) return;
   const kind = st.isSymbolicLink()
     ? "a symbolic link"

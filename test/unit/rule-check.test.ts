@@ -84,7 +84,7 @@ function ruleOf(family: Family): fc.Arbitrary<Rule> {
     fc.constant({ kind: "RETURN" as const }),
     fc.constant({ kind: "DROP" as const }),
     fc.constantFrom("tcp-reset" as const, family === "ipv4" ? ("icmp-port-unreachable" as const) : ("icmp6-port-unreachable" as const)).map((w) => ({ kind: "REJECT" as const, with: w })),
-    text.map((prefix) => ({ kind: "LOG" as const, prefix })),
+    text.filter((prefix) => prefix.length <= 29).map((prefix) => ({ kind: "LOG" as const, prefix })),
     fc.constant({ kind: "goto" as const, chain: "DOCKWALL-INPUT-OUTSIDE" }),
   );
   return fc.tuple(protoMatch, rest, verdict, fc.option(text, { nil: undefined })).map(([p, r, v, comment]) => {
@@ -185,6 +185,10 @@ const refused: [string, RegExp][] = [
   ['-m comment --comment "open -j RETURN', /unterminated quote/],
   ["-j  RETURN", /double or leading space/],
   ["", /target \(nothing\)/],
+  // The kernel keeps 29 bytes of a prefix: a longer one would be cut, and never read back equal.
+  [`-j LOG --log-prefix ${"p".repeat(30)}`, /--log-prefix p{30} is longer than 29 bytes/],
+  [`-j LOG --log-prefix "${"é".repeat(15)}"`, /is longer than 29 bytes/],
+  [`-m comment --comment ${"c".repeat(256)} -j RETURN`, /--comment is longer than 255 bytes/],
 ];
 
 for (const [line, why] of refused) {
@@ -222,10 +226,39 @@ test("a family state with chains, tables or jumps dockwall never writes is refus
     /chain filter DOCKWALL-INPUT is there twice/,
     /chain DOCKWALL-X\\x0a\*nat is not a dockwall chain/,
     /filter INPUT rule 1 "-j ACCEPT": its target/,
-    /jump filter OUTPUT -> DOCKWALL-INPUT: dockwall jumps only from INPUT and FORWARD/,
+    /jump filter OUTPUT -> DOCKWALL-INPUT: dockwall jumps only filter INPUT -> DOCKWALL-INPUT and mangle FORWARD -> DOCKWALL-FORWARD/,
     /jump filter INPUT -> DOCKWALL-INPUT: "-j ACCEPT" is not the jump dockwall writes/,
-    /jump filter INPUT -> DOCKWALL-FORWARD: not to a dockwall chain of that table/,
+    /jump filter INPUT -> DOCKWALL-FORWARD: dockwall jumps only/,
   ];
   for (const e of expected) assert.ok(problems.some((p) => e.test(p)), `${e} in ${problems.join(" | ")}`);
   assert.equal(problems.length, expected.length);
+});
+
+test("a jump is one the renderer writes: into DOCKWALL-INPUT from filter INPUT, into DOCKWALL-FORWARD from mangle FORWARD, nothing else", () => {
+  const good = desiredFor(policy()).ipv4;
+  const sets = new Set(["dw4-office"]);
+  const spec = (to: string) => `-m comment --comment dockwall -j ${to}`;
+  const crafted = (table: "filter" | "mangle", from: string, to: string): RenderedFamily => ({ ...good, jumps: [...good.jumps, { table, from, to, spec: spec(to) }] });
+  for (const [table, from, to] of [
+    ["filter", "FORWARD", "DOCKWALL-INPUT"],
+    ["mangle", "INPUT", "DOCKWALL-FORWARD"],
+    ["filter", "INPUT", "DOCKWALL-INPUT-OUTSIDE"],
+    ["mangle", "FORWARD", "DOCKWALL-FORWARD-OUTSIDE"],
+  ] as const) {
+    const problems = familyProblems(crafted(table, from, to), "ipv4", sets);
+    assert.ok(problems.some((p) => p.startsWith(`jump ${table} ${from} -> ${to}: dockwall jumps only`)), `${table} ${from} -> ${to}: ${problems.join(" | ")}`);
+  }
+  assert.deepEqual(good.jumps.map((j) => `${j.table} ${j.from} -> ${j.to}`).sort(), ["filter INPUT -> DOCKWALL-INPUT", "mangle FORWARD -> DOCKWALL-FORWARD"]);
+});
+
+test("a LOG prefix of 29 bytes and a comment of 255 are accepted, one byte more is refused, by both checks", () => {
+  for (const [ok, bad] of [
+    [`-j LOG --log-prefix ${"p".repeat(29)}`, `-j LOG --log-prefix ${"p".repeat(30)}`],
+    [`-m comment --comment ${"c".repeat(255)} -j RETURN`, `-m comment --comment ${"c".repeat(256)} -j RETURN`],
+  ]) {
+    assert.equal(acceptedQuickly(ok!, ctx4), true);
+    assert.equal(explainedProblem(ok!, ctx4), undefined);
+    assert.equal(acceptedQuickly(bad!, ctx4), false);
+    assert.notEqual(explainedProblem(bad!, ctx4), undefined);
+  }
 });

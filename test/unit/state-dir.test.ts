@@ -111,3 +111,16 @@ test("a state directory that is a dangling link is refused as a link", async () 
     await assert.rejects(prepareStateDir(link), refusal(new RegExp(`${link} is a symbolic link`)));
   });
 });
+
+test("a hostile state directory path is shown escaped: no raw escape sequence or newline in the refusal", async () => {
+  await withTemp(async (dir) => {
+    const planted = path.join(dir, "x\u001b[2J\nstate directory ok");
+    await symlink("/etc", planted);
+    await assert.rejects(prepareStateDir(planted), (e: unknown) => {
+      assert.ok(e instanceof StateDirError, String(e));
+      assert.doesNotMatch(e.message, /[\u001b\n]/);
+      assert.match(e.message, /x\\u001b\[2J\\nstate directory ok is a symbolic link/);
+      return true;
+    });
+  });
+});

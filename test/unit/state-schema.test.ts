@@ -73,3 +73,11 @@ test("a member list's problem names the member and its place; counts must agree"
   assert.match(membersProblem("", "ipv4", 1)!, /count 1, but no members/);
   assert.equal(membersProblem("", "ipv6", 0), undefined);
 });
+
+test("a set of 4.5 million IPv4 members (a 64 MiB group file holds that many) is checked, not a stack overflow", () => {
+  const members: string[] = [];
+  for (let i = 0; i < 4_500_000; i++) members.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  assert.equal(membersProblem(members.join("\n"), "ipv4", members.length), undefined);
+  members[members.length - 1] = "10.0.0.1/8";
+  assert.match(membersProblem(members.join("\n"), "ipv4", members.length)!, /member 4500000 "10.0.0.1\/8"/);
+});

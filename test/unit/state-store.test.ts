@@ -11,8 +11,8 @@ import { lstat, readFile, readdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Netfilter } from "../../src/backends/netfilter.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
-import { MemoryLock } from "../../src/apply/lock.js";
-import { StateFileError, type StateStore } from "../../src/apply/state-store.js";
+import { FlockLock, LockError, MemoryLock } from "../../src/apply/lock.js";
+import { DEFAULT_STATE_DIR, StateDirOptionError, StateFileError, stateDir, type StateStore } from "../../src/apply/state-store.js";
 import { parseRecordFile } from "../../src/apply/state-schema.js";
 import { desiredFor, dockerHost, withStore } from "./apply-fixtures.js";
 import { loc, policy } from "./fixtures.js";
@@ -89,7 +89,7 @@ test("a crafted previous.json is refused before rollback can load it: ACCEPT in 
     ["a second line in a rule", (d) => (d.record.state.ipv4.chains[0].rules[0] += "\n-A INPUT -j ACCEPT"), /control character/],
     ["COMMIT and a new table in a rule", (d) => (d.record.state.ipv6.chains[0].rules[0] = "-j RETURN\nCOMMIT\n*filter\n-I INPUT -j ACCEPT"), /control character/],
     ["an ACCEPT in a dockwall chain", (d) => d.record.state.ipv4.chains[0].rules.unshift("-s 198.18.0.0/15 -j ACCEPT"), /its target \(-j ACCEPT\)/],
-    ["a jump from OUTPUT", (d) => d.record.state.ipv4.jumps.push({ table: "filter", from: "OUTPUT", to: "DOCKWALL-INPUT", spec: "-m comment --comment dockwall -j DOCKWALL-INPUT" }), /dockwall jumps only from INPUT and FORWARD/],
+    ["a jump from OUTPUT", (d) => d.record.state.ipv4.jumps.push({ table: "filter", from: "OUTPUT", to: "DOCKWALL-INPUT", spec: "-m comment --comment dockwall -j DOCKWALL-INPUT" }), /dockwall jumps only filter INPUT -> DOCKWALL-INPUT and mangle FORWARD -> DOCKWALL-FORWARD/],
     ["a jump spec that accepts", (d) => (d.record.state.ipv4.jumps[0].spec = "-j ACCEPT"), /is not the jump dockwall writes/],
     ["the wrong variant", (d) => (d.record.variant = "ebtables"), /variant: not "nft" or "legacy"/],
     ["a member that is not an address", (d) => (d.record.state.sets[0].members += "\n198.18.0.1 nomatch"), /is not an ipv4 address or network/],
@@ -185,4 +185,52 @@ test("a record read twice (other objects, same members) is recognised as what th
     assert.equal(result.changed, false);
     assert.ok(!fake.calls.some((c) => c.cmd === "ipset" && c.args[0] === "save"), "no members read back");
   });
+});
+
+test("a state file whose check throws (here a 1,000,000-deep format) is refused by name, not an uncaught RangeError", async () => {
+  await withStore(async (store) => {
+    await writeFile(file(store, "current.json"), `{"format":${"[".repeat(1_000_000)}${"]".repeat(1_000_000)}}`);
+    await assert.rejects(store.current(), unreadable("current.json", /could not be checked: Maximum call stack size exceeded/));
+  });
+});
+
+test("a state file's bytes quoted in a JSON error are escaped: no raw escape sequence or newline in the message", async () => {
+  await withStore(async (store) => {
+    await writeFile(file(store, "current.json"), '\u001b[31m\nfake: ok\n');
+    await assert.rejects(store.current(), (e: unknown) => {
+      assert.ok(e instanceof StateFileError, String(e));
+      assert.doesNotMatch(e.message, /[\u001b\n]/);
+      assert.match(e.message, /\\u001b/);
+      return true;
+    });
+  });
+});
+
+test("a FIFO or a link planted at the lock file is refused at once: flock never hangs on it, root never creates the link's target", { timeout: 20_000 }, async () => {
+  await withStore(async (store) => {
+    await store.ready();
+    execFileSync("mkfifo", [store.lockFile]);
+    const lockRefused = (why: RegExp) => (e: unknown) => e instanceof LockError && e.message.includes(store.lockFile) && why.test(e.message) && /remove it/.test(e.message);
+    await assert.rejects(new FlockLock(store.lockFile, 1).acquire(), lockRefused(/it is a named pipe \(FIFO\); the lock file must be a regular file/));
+    execFileSync("rm", [store.lockFile]);
+    const target = path.join(store.dir, "created-by-root");
+    await symlink(target, store.lockFile);
+    await assert.rejects(new FlockLock(store.lockFile, 1).acquire(), lockRefused(/it is a symbolic link/));
+    await assert.rejects(lstat(target), /ENOENT/);
+    execFileSync("rm", [store.lockFile]);
+    const release = await new FlockLock(store.lockFile, 1).acquire();
+    await release();
+    assert.equal(((await lstat(store.lockFile)).mode & 0o777).toString(8), "600");
+  });
+});
+
+test("the state directory must be absolute: an empty DOCKWALL_STATE_DIR counts as unset, an empty or relative one is refused", () => {
+  assert.equal(stateDir(undefined, ""), DEFAULT_STATE_DIR);
+  assert.equal(stateDir(undefined, undefined), DEFAULT_STATE_DIR);
+  assert.equal(stateDir(undefined, "/srv/dockwall"), "/srv/dockwall");
+  assert.equal(stateDir("/srv/x", "/srv/dockwall"), "/srv/x");
+  const refused = (from: string) => (e: unknown) => e instanceof StateDirOptionError && e.message.startsWith(from) && /the state directory must be an absolute path/.test(e.message);
+  assert.throws(() => stateDir("", "/srv/dockwall"), refused('--state-dir ""'));
+  assert.throws(() => stateDir("state", undefined), refused('--state-dir "state"'));
+  assert.throws(() => stateDir(undefined, "./state"), refused('DOCKWALL_STATE_DIR "./state"'));
 });

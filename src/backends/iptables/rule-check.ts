@@ -12,11 +12,18 @@
 import type { Family } from "../../policy/types.js";
 import { memberSpelling, parseCidr } from "../../policy/addresses.js";
 import { CHAIN_PREFIX, type CtState, type Table } from "../../ruleset/types.js";
+import { CHAINS } from "../../compile/names.js";
 import { jumpSpec, quote, type RenderedFamily } from "./render.js";
 
 const TABLES: readonly Table[] = ["filter", "mangle"];
-/** The built-in chains render jumps from (ruleset/types.ts Jump). */
-const JUMP_FROM = ["INPUT", "FORWARD"];
+/** The jumps compile/index.ts makes, and no others: a jump into DOCKWALL-INPUT from FORWARD would filter routed traffic by the host's rules. */
+const JUMPS: readonly { table: Table; from: string; to: string }[] = [
+  { table: "filter", from: "INPUT", to: CHAINS.input },
+  { table: "mangle", from: "FORWARD", to: CHAINS.forward },
+];
+/** The kernel's limits, in bytes (iptables refuses more; a longer text would not read back equal). */
+const MAX_LOG_PREFIX = 29;
+const MAX_COMMENT = 255;
 const CT_ORDER: readonly CtState[] = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "DNAT"];
 const PROTOS: Record<Family, readonly string[]> = { ipv4: ["tcp", "udp", "icmp", "esp"], ipv6: ["tcp", "udp", "ipv6-icmp", "esp"] };
 const REJECT_WITH: Record<Family, readonly string[]> = { ipv4: ["tcp-reset", "icmp-port-unreachable"], ipv6: ["tcp-reset", "icmp6-port-unreachable"] };
@@ -96,9 +103,9 @@ export function acceptedQuickly(spec: string, ctx: RuleContext): boolean {
   if (ctorigdst !== undefined && !isAddressOrNetwork(ctorigdst, family)) return false;
   if (ctorigdstport !== undefined && !isPorts(ctorigdstport)) return false;
   if (limit === undefined && spec.includes("-m limit")) return false;
-  if (comment !== undefined && !isQuoted(comment)) return false;
+  if (comment !== undefined && !isQuoted(comment, MAX_COMMENT)) return false;
   if (rejectWith !== undefined && !REJECT_WITH[family].includes(rejectWith)) return false;
-  if (logPrefix !== undefined && !isQuoted(logPrefix)) return false;
+  if (logPrefix !== undefined && !isQuoted(logPrefix, MAX_LOG_PREFIX)) return false;
   if (goto !== undefined && !ctx.chains.has(goto)) return false;
   return true;
 }
@@ -187,6 +194,7 @@ export function explainedProblem(spec: string, ctx: RuleContext): string | undef
     i += 3;
     const c = take() ?? "";
     check(isQuoted(c), `--comment ${c} is not quoted as iptables prints it`);
+    check(!isQuoted(c) || isQuoted(c, MAX_COMMENT), `--comment is longer than ${MAX_COMMENT} bytes (the kernel's limit)`);
   }
   const target = words[i];
   if (peek("-j", "RETURN") || peek("-j", "DROP")) {
@@ -199,6 +207,7 @@ export function explainedProblem(spec: string, ctx: RuleContext): string | undef
     i += 3;
     const prefix = take() ?? "";
     check(isQuoted(prefix), `--log-prefix ${prefix} is not quoted as iptables prints it`);
+    check(!isQuoted(prefix) || isQuoted(prefix, MAX_LOG_PREFIX), `--log-prefix ${prefix} is longer than ${MAX_LOG_PREFIX} bytes (the kernel would cut it, and it would not read back)`);
   } else if (peek("-g")) {
     i++;
     const to = take() ?? "";
@@ -234,7 +243,9 @@ export function familyProblems(f: RenderedFamily, family: Family, sets: Readonly
   }
   for (const j of f.jumps) {
     const where = `jump ${printable(`${j.table} ${j.from} -> ${j.to}`)}`;
-    if (!TABLES.includes(j.table) || !JUMP_FROM.includes(j.from)) problems.push(`${where}: dockwall jumps only from ${JUMP_FROM.join(" and ")} of ${TABLES.join(" or ")}`);
+    if (!JUMPS.some((k) => k.table === j.table && k.from === j.from && k.to === j.to)) {
+      problems.push(`${where}: dockwall jumps only ${JUMPS.map((k) => `${k.table} ${k.from} -> ${k.to}`).join(" and ")}`);
+    }
     else if (!chains.get(j.table)!.has(j.to)) problems.push(`${where}: not to a dockwall chain of that table in this state`);
     else if (j.spec !== jumpSpec(j.to)) problems.push(`${where}: "${printable(j.spec)}" is not the jump dockwall writes ("${jumpSpec(j.to)}")`);
   }
@@ -268,11 +279,10 @@ function splitWords(spec: string): string[] | string {
   return words;
 }
 
-/** A word as render's quote() writes it: its unquoted text quoted again gives it back. */
-function isQuoted(word: string): boolean {
-  if (!word.startsWith('"')) return quote(word) === word;
-  const inner = word.slice(1, -1).replace(/\\(.)/g, "$1");
-  return quote(inner) === word;
+/** A word as render's quote() writes it: its unquoted text quoted again gives it back; at most `maxBytes` unquoted. */
+function isQuoted(word: string, maxBytes = Infinity): boolean {
+  const inner = word.startsWith('"') ? word.slice(1, -1).replace(/\\(.)/g, "$1") : word;
+  return quote(inner) === word && Buffer.byteLength(inner) <= maxBytes;
 }
 
 function isCidr(text: string, family: Family): boolean {
