@@ -114,6 +114,24 @@ test("a current.json that is not valid (truncated, crafted) is never put back, a
   });
 });
 
+/** daemonWith for the length of `body`: the daemon is stopped and its policy file removed however it ends. */
+async function withDaemon(
+  store: StateStore,
+  lock: Lock,
+  runner: Runner,
+  policyText: string,
+  body: (d: Awaited<ReturnType<typeof daemonWith>>) => Promise<void>,
+  docker?: DaemonOptions["docker"],
+): Promise<void> {
+  const d = await daemonWith(store, lock, runner, policyText, docker);
+  try {
+    await body(d);
+  } finally {
+    await d.daemon.stop();
+    await d.done();
+  }
+}
+
 /** A daemon on the fake host with a policy file in the state dir's parent, logging into an array. */
 async function daemonWith(store: StateStore, lock: Lock, runner: Runner, policyText: string, docker: DaemonOptions["docker"] = { socketPath: "/nonexistent/dockwall-test/docker.sock" }) {
   const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
@@ -131,8 +149,7 @@ const INVALID = "trusted: [ofice]\nhost:\n  - port: 22\n";
 test("watch started with a policy that does not validate and nothing applied: ready with the lock-down, says why, then applies the first valid policy", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const d = await daemonWith(store, lock, legacyHost(fake), INVALID);
-    try {
+    await withDaemon(store, lock, legacyHost(fake), INVALID, async (d) => {
       await d.daemon.start();
       assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
       const loud = d.logs.find((l) => l.level === "error")!;
@@ -155,10 +172,7 @@ test("watch started with a policy that does not validate and nothing applied: re
       assert.match(after, /^dockwall_policy_valid 1$/m);
       assert.doesNotMatch(after, /^dockwall_degraded\{/m);
       assert.ok(d.logs.some((l) => l.event === "the policy applies again; the fallback is replaced"));
-    } finally {
-      await d.daemon.stop();
-      await d.done();
-    }
+    });
   });
 });
 
@@ -167,9 +181,8 @@ test("watch started with an unreadable policy after a reboot: the last applied r
     const before = new FakeNetfilter();
     await recordPolicy(before, store, lock, "/etc/dockwall/dockwall.yaml");
     const fake = new FakeNetfilter();
-    const d = await daemonWith(store, lock, legacyHost(fake), VALID);
-    await rm(d.file);
-    try {
+    await withDaemon(store, lock, legacyHost(fake), VALID, async (d) => {
+      await rm(d.file);
       await d.daemon.start();
       assert.deepEqual(fake.snapshot(), before.snapshot());
       const note = await readDegraded(store.dir);
@@ -183,18 +196,14 @@ test("watch started with an unreadable policy after a reboot: the last applied r
       await d.daemon.idle();
       assert.deepEqual(fake.snapshot(), before.snapshot());
       assert.equal(d.logs.filter((l) => l.level === "error" && /holding/.test(l.event)).length, 2, "said again when it put the rules back");
-    } finally {
-      await d.daemon.stop();
-      await d.done();
-    }
+    });
   });
 });
 
 test("a policy that stops validating later: refused and logged, the rules in place stay, and status can see it", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const d = await daemonWith(store, lock, legacyHost(fake), VALID);
-    try {
+    await withDaemon(store, lock, legacyHost(fake), VALID, async (d) => {
       await d.daemon.start();
       const applied = fake.snapshot();
       await writeFile(d.file, INVALID);
@@ -203,25 +212,18 @@ test("a policy that stops validating later: refused and logged, the rules in pla
       assert.deepEqual(fake.snapshot(), applied);
       assert.ok(d.logs.some((l) => l.event === "apply failed, the rules in place stay"));
       assert.equal((await readDegraded(store.dir))?.holding, "last-applied");
-    } finally {
-      await d.daemon.stop();
-      await d.done();
-    }
+    });
   });
 });
 
 test("when even the fallback cannot be applied (no iptables), watch does not start: the policy's error, as before", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const d = await daemonWith(store, lock, legacyHost(fake, /^ip6?tables/), INVALID);
-    try {
+    await withDaemon(store, lock, legacyHost(fake, /^ip6?tables/), INVALID, async (d) => {
       await assert.rejects(d.daemon.start(), PolicyInvalid);
       assert.ok(d.logs.some((l) => l.level === "error" && /nor can a fallback/.test(l.event) && /command not found/.test(String(l.fields?.fallbackError))));
       assert.equal(d.logs.some((l) => l.event === "ready"), false);
-    } finally {
-      await d.daemon.stop();
-      await d.done();
-    }
+    });
   });
 });
 
@@ -241,17 +243,16 @@ test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the loc
     process.env.DOCKER_HOST = "ssh://admin@docker-host";
     const docker = dockerEndpoint();
     assert.ok(docker instanceof DockerHostInvalid);
-    const d = await daemonWith(store, lock, legacyHost(fake), VALID, docker);
     try {
-      await d.daemon.start();
-      assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
-      assert.equal((await readDegraded(store.dir))?.holding, "lock-down");
-      assert.match(JSON.stringify(d.logs.filter((l) => l.level === "error")), /ssh:\/\/ is not supported/);
-      assert.equal(d.logs.at(-1)?.event, "ready");
+      await withDaemon(store, lock, legacyHost(fake), VALID, async (d) => {
+        await d.daemon.start();
+        assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22"]);
+        assert.equal((await readDegraded(store.dir))?.holding, "lock-down");
+        assert.match(JSON.stringify(d.logs.filter((l) => l.level === "error")), /ssh:\/\/ is not supported/);
+        assert.equal(d.logs.at(-1)?.event, "ready");
+      }, docker);
     } finally {
       process.env.DOCKER_HOST = saved;
-      await d.daemon.stop();
-      await d.done();
     }
   });
 });
@@ -259,8 +260,7 @@ test("watch with a DOCKER_HOST it cannot use (ssh://) still holds rules: the loc
 test("a policy the kernel refuses is tried once: the ruleset changes its own undo makes do not send watch round again", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const d = await daemonWith(store, lock, legacyHost(fake), VALID);
-    try {
+    await withDaemon(store, lock, legacyHost(fake), VALID, async (d) => {
       await d.daemon.start();
       const applied = fake.snapshot();
       await writeFile(d.file, "host:\n  - port: 22\n  - port: 8443\n");
@@ -279,10 +279,7 @@ test("a policy the kernel refuses is tried once: the ruleset changes its own und
       d.daemon.trigger("ruleset changed");
       await d.daemon.idle();
       assert.deepEqual(hostOpenings(fake, "ipv4").map((r) => /--dport (\d+)/.exec(r)?.[1]), ["22", "8443"]);
-    } finally {
-      await d.daemon.stop();
-      await d.done();
-    }
+    });
   });
 });
 
