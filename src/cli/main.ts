@@ -12,6 +12,7 @@ import { registerInstall } from "./install.js";
 import { registerAudit } from "./audit.js";
 import { registerExplain } from "./explain.js";
 import { registerConfirm } from "./confirm.js";
+import { registerDocs } from "./docs.js";
 import { Exit } from "./common.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
@@ -37,6 +38,8 @@ Example:
 for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerAudit, registerExplain, registerRemove, registerRollback, registerConfirm, registerWatch, registerInstall]) {
   register(program);
 }
+// Last: completion and man describe every command registered before them (at run time, so all of them).
+registerDocs(program);
 for (const cmd of program.commands) cmd.exitOverride();
 
 async function main(): Promise<number> {
