@@ -2,11 +2,12 @@
 # Installs everything the demo and the tests need on a fresh Debian 12 machine (run as root):
 # the kernel's firewall tools, Docker Engine 20.10 (docker.io), socat and busybox for the lab image,
 # wrk and iperf3 for the data-plane benchmark, systemd for systemd-analyze (the unit test scores the
-# service unit with it), then the npm packages from package-lock.json.
+# service unit with it), zsh and fish (the completion tests run them), man-db and groff-base (the man
+# page tests render the pages), then the npm packages from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3 systemd)
+PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3 systemd zsh fish man-db groff-base)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

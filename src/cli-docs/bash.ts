@@ -18,6 +18,11 @@ export function bashCompletion(program: CliProgram): string {
   const subcommands = quoted(
     commands.filter(({ command }) => command.commands.length > 0).map(({ path, command }) => [pathOf(path), `echo ${shQuote(command.commands.flatMap((c) => [c.name, ...c.aliases]).join(" "))}`]),
   );
+  const canonical = cases(
+    commands.flatMap(({ path, command }) =>
+      command.commands.map((c): [string, string] => [[c.name, ...c.aliases].map((n) => shQuote(`${pathOf(path)}|${n}`)).join("|"), `echo ${shQuote(c.name)}`]),
+    ),
+  );
   const options = quoted(commands.map(({ path }) => [pathOf(path), `echo ${shQuote(optionsInScope(path).flatMap(spellings).join(" "))}`]));
   const values = quoted(
     commands.flatMap(({ path }) =>
@@ -36,6 +41,14 @@ export function bashCompletion(program: CliProgram): string {
 ${fn}_commands() {
   case "$1" in
 ${subcommands}
+  esac
+}
+
+# The subcommand word $2 names in command $1 (an alias names its command); fails for any other word.
+${fn}_command() {
+  case "$1|$2" in
+${canonical}
+    *) return 1 ;;
   esac
 }
 
@@ -71,7 +84,7 @@ ${fn}_complete_value() {
 }
 
 ${fn}() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} path="" word kind="" value="" i=1 args=0
+  local cur=\${COMP_WORDS[COMP_CWORD]} path="" word kind="" value="" sub i=1 args=0
   COMPREPLY=()
   while ((i < COMP_CWORD)); do
     word=\${COMP_WORDS[i]}
@@ -82,8 +95,8 @@ ${fn}() {
       continue
     fi
     if [[ $word != -* && $word != "=" ]]; then
-      if [[ " $(${fn}_commands "$path") " == *" $word "* ]] && ((args == 0)); then
-        path=\${path:+$path }$word
+      if ((args == 0)) && sub=$(${fn}_command "$path" "$word"); then
+        path=\${path:+$path }$sub
       else
         ((args++))
       fi

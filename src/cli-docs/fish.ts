@@ -13,9 +13,9 @@ export function fishCompletion(program: CliProgram): string {
   const commands = walk(program);
   const pathOf = (path: CliCommand[]) => path.map((c) => c.name).join(" ");
 
-  const subcommandCases = commands
-    .filter(({ command }) => command.commands.length > 0)
-    .map(({ path, command }) => `        case ${fishQuote(pathOf(path))}\n            printf '%s\\n' ${command.commands.flatMap((c) => [c.name, ...c.aliases]).map(fishQuote).join(" ")}`);
+  const canonicalCases = commands.flatMap(({ path, command }) =>
+    command.commands.map((c) => `        case ${[c.name, ...c.aliases].map((n) => fishQuote(`${pathOf(path)}|${n}`)).join(" ")}\n            echo ${fishQuote(c.name)}`),
+  );
   const valueOptions = commands.flatMap(({ path }) => optionsInScope(path).filter((o) => o.value).flatMap((o) => spellings(o).map((s) => fishQuote(`${pathOf(path)}|${s}`))));
 
   const lines: string[] = [];
@@ -35,10 +35,12 @@ export function fishCompletion(program: CliProgram): string {
 #   ${name} completion fish > /etc/fish/completions/${name}.fish
 # or, for this shell only:  ${name} completion fish | source
 
-# The subcommands of a command, given as its path ("${name}", "${name} install").
-function ${fn}_commands
-    switch $argv[1]
-${subcommandCases.join("\n")}
+# The subcommand word $argv[2] names in the command at path $argv[1] ("${name}", "${name} install"); an alias names its command.
+function ${fn}_command
+    switch "$argv[1]|$argv[2]"
+${canonicalCases.join("\n")}
+        case '*'
+            return 1
     end
 end
 
@@ -68,8 +70,8 @@ function ${fn}_walk
                     set skip 1
                 end
             case '*'
-                if test $args = 0; and contains -- $word (${fn}_commands "$path")
-                    set path "$path $word"
+                if test $args = 0; and set -l sub (${fn}_command "$path" $word)
+                    set path "$path $sub"
                 else
                     set args (math $args + 1)
                 end

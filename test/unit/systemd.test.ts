@@ -6,13 +6,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { installSteps, renderUnit, UNIT_NAME, UNIT_PATH, type UnitOptions } from "../../src/daemon/systemd.js";
 import { ProcessRunner } from "../../src/exec/runner.js";
+import { COMPLETION_SHELLS, completionPath, listedShells } from "../../src/cli-docs/completion-files.js";
 
 const runner = new ProcessRunner();
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dockwall.cjs");
@@ -138,4 +139,40 @@ test("install --unit-dir elsewhere writes the unit and calls no systemctl", asyn
     assert.match(await readFile(path.join(unitDir, UNIT_NAME), "utf8"), /^Type=notify$/m);
     assert.deepEqual(r.systemctl, []);
   });
+});
+
+test("install --completion --dry-run names the completion file of each shell in /etc/shells and writes none", async () => {
+  await withDir(async (dir) => {
+    const before = await Promise.all(COMPLETION_SHELLS.map((s) => stat(completionPath(s, "dockwall")).then((st) => st.mtimeMs, () => "absent")));
+    const r = await install(dir, ["--dry-run", "--completion", "--unit-dir", path.join(dir, "units")]);
+    assert.equal(r.code, 0, r.stderr);
+    const shells = listedShells(await readFile("/etc/shells", "utf8"));
+    assert.ok(shells.includes("bash"), "bash is in /etc/shells");
+    const named = [...r.stdout.matchAll(/^# would write (\S+) \((\w+) completion\)$/gm)].map((m) => [m[2], m[1]]);
+    assert.deepEqual(named, shells.map((s) => [s, completionPath(s, "dockwall")]));
+    const after = await Promise.all(COMPLETION_SHELLS.map((s) => stat(completionPath(s, "dockwall")).then((st) => st.mtimeMs, () => "absent")));
+    assert.deepEqual(after, before, "no completion file written or changed");
+  });
+});
+
+test("install --completion under --completion-root writes every shell's script as dockwall completion prints it; uninstall --completion removes them", async () => {
+  await withDir(async (dir) => {
+    const root = path.join(dir, "stage");
+    const r = await install(dir, ["--completion", "--completion-root", root, "--unit-dir", path.join(dir, "units")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.systemctl, []);
+    for (const shell of COMPLETION_SHELLS) {
+      const printed = await runner.run(process.execPath, [CLI, "completion", shell]);
+      assert.equal(await readFile(path.join(root, completionPath(shell, "dockwall")), "utf8"), printed.stdout, shell);
+    }
+    const un = await runner.run(process.execPath, [CLI, "uninstall", "--completion", "--completion-root", root, "--unit-dir", path.join(dir, "units")]);
+    assert.equal(un.code, 0, un.stderr);
+    for (const shell of COMPLETION_SHELLS) assert.equal(existsSync(path.join(root, completionPath(shell, "dockwall"))), false, shell);
+    assert.equal(existsSync(path.join(dir, "units", UNIT_NAME)), false);
+  });
+});
+
+test("/etc/shells: the shells by the last part of each path, comments and blank lines left out", () => {
+  assert.deepEqual(listedShells("# /etc/shells\n/bin/sh\n/usr/bin/fish\n\n/bin/bash # login\n/usr/local/bin/zsh5\n"), ["bash", "fish"]);
+  assert.deepEqual(listedShells(""), []);
 });
