@@ -54,7 +54,8 @@ export function registerDocs(program: Command): void {
 Generated from the same definitions as --help. Put it where the shell loads it:
 ${COMPLETION_SHELLS.map((s) => `  dockwall completion ${s} > ${completionPath(s, "dockwall")}`).join("\n")}
 or load it into this shell only:
-  source <(dockwall completion bash)
+  source <(dockwall completion bash)      # zsh: source <(dockwall completion zsh), after compinit
+  dockwall completion fish | source
 (dockwall install --completion writes them for the shells in /etc/shells.)
 `,
     )
