@@ -14,6 +14,3 @@ export function fishQuote(s: string): string {
 export function oneLine(s: string): string {
   return s.replace(/\s+/g, " ").trim();
 }
-
-/** A name the generated code may hold in a case pattern or a word list unquoted in the shell's eyes. */
-export const PLAIN_WORD = /^[A-Za-z0-9_.,:/+@%=-]+$/;
