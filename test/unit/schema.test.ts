@@ -17,7 +17,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { Ajv, type ValidateFunction } from "ajv";
-import { LineCounter, isMap, isPair, isScalar, isSeq, parse, parseDocument, type Node } from "yaml";
+import { LineCounter, isMap, isPair, isScalar, isSeq, parse, parseDocument, stringify, type Node } from "yaml";
+import fc from "fast-check";
 import { loadPolicy, loadPolicyText, type LoadResult } from "../../src/policy/load.js";
 import { formatPolicyError } from "../../src/policy/errors.js";
 import { examplePolicies } from "./example-files.js";
@@ -360,4 +361,89 @@ test("the policies in the unit tests are found: a file's literal policies, not i
   assert.ok(found.some((t) => t.where.startsWith("test/unit/policy.test.ts:")));
   assert.ok(found.some((t) => t.where.startsWith("test/unit/policy-input.test.ts:")));
   assert.ok(found.some((t) => t.where.startsWith("test/unit/interfaces.test.ts:")));
+});
+
+// ---- generated policies: the loader and the schema agree on every shape ----
+
+/**
+ * Generated policy data for one place. `wrong`: how often a leaf is wrong in its shape (0: never).
+ * Leaves are valid or wrong in shape only, never in value (no bad address, no reversed range, no
+ * group that is not declared), so the two verdicts must agree.
+ */
+function policyData(withGroup: boolean, wrong: number): fc.Arbitrary<Record<string, unknown>> {
+  const pick = (valid: unknown[], bad: unknown[]): fc.Arbitrary<unknown> =>
+    wrong === 0 ? fc.constantFrom(...valid) : fc.oneof({ arbitrary: fc.constantFrom(...valid), weight: 20 }, { arbitrary: fc.constantFrom(...bad), weight: wrong });
+  const source = fc.constantFrom("any", "192.0.2.1", "2001:db8::/32", "198.18.0.0/15", ...(withGroup ? ["office"] : []));
+  const sources = pick([0, 1], [2]).chain((kind) =>
+    kind === 0 ? source : kind === 1 ? fc.array(source, { minLength: 1, maxLength: 3 }) : fc.constantFrom([], {}, null, [["192.0.2.1"]], [{ a: 1 }]),
+  );
+  const port = pick([22, 80, 1, 65535, "8000-8010", "443", [22, "8000-8010"]], [0, 65536, -5, 1.5, "80 ", "abc", "1-", true, null, {}, [], [[22]]]);
+  const proto = pick(["tcp", "udp", ["tcp", "udp"], ["udp"]], ["icmp", [], 6, null, {}, ["tcp", "esp"]]);
+  const iface = pick(["eth0", "wg+", "ens3.100", 0], ["lo", "", "eth0:1", "-j", "a".repeat(16), {}, null, -1]);
+  const entryKeys = (withContainer: boolean) => ({
+    port,
+    proto,
+    from: sources,
+    ...(withContainer ? { container: pick(["web", "db-1", "/web", 5, true], ["-x", "a b", "c".repeat(129), [], {}, null]) } : {}),
+    zzz: fc.constant(1),
+  });
+  const entry = (withContainer: boolean) =>
+    pick([0], [1]).chain((kind): fc.Arbitrary<unknown> => (kind === 0 ? fc.record(entryKeys(withContainer), { requiredKeys: wrong === 0 ? ["port"] : [] }) : fc.constantFrom(22, "web", [], null)));
+  const list = (item: fc.Arbitrary<unknown>) => pick([0], [1]).chain((kind) => (kind === 0 ? fc.array(item, { maxLength: 3 }) : fc.constantFrom({ port: 22 }, 22, "x", {})));
+  const route = pick([0], [1]).chain((kind): fc.Arbitrary<unknown> => (kind === 0 ? fc.record({ in: iface, out: iface, zzz: fc.constant(1) }, { requiredKeys: wrong === 0 ? ["in", "out"] : [] }) : fc.constantFrom("eth0", null)));
+  return fc
+    .record(
+      {
+        interfaces: pick([0], [1]).chain((kind) => (kind === 0 ? fc.oneof(iface, fc.array(iface, { minLength: 1, maxLength: 3 })) : fc.constantFrom([], {}))),
+        groups: withGroup
+          ? pick([{ office: ["203.0.113.0/24", "2001:db8:1::/48"] }, { office: { file: "office.list" } }, { office: [] }], [[], { office: "192.0.2.1" }, { office: { path: "x" } }, { office: { file: "" } }, { office: null }, { "bad name": [] }, { any: [] }])
+          : fc.constant(undefined),
+        trusted: sources,
+        host: list(entry(false)),
+        containers: list(entry(true)),
+        routes: list(route),
+        swarm: pick([{ peers: ["192.0.2.1"] }, { peers: "192.0.2.0/24" }], [{}, { peers: [] }, { peers: null }, [], { peers: ["192.0.2.1"], zzz: 1 }]),
+        icmp: pick(["allow", "drop"], ["yes", true, [], null]),
+        default: pick(["drop", "reject"], ["accept", 1, ["drop"]]),
+        log: pick([{}, { drops: true }, { rate: "10/minute" }, { drops: false, rate: "5/second" }], [{ drops: "yes" }, { rate: "10/fortnight" }, { rate: 10 }, { zzz: 1 }, [], "on"]),
+        zzz: fc.constant(1),
+      },
+      { requiredKeys: [] },
+    )
+    .map((p) => {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(p)) if (v !== undefined) out[k] = v;
+      // A group is declared whenever sources may name it.
+      if (withGroup && out.groups === undefined) out.groups = { office: ["203.0.113.0/24"] };
+      return out;
+    });
+}
+
+/** Unknown keys (zzz) only where `wrong` allows them. */
+function withoutUnknownKeys(data: unknown): unknown {
+  return JSON.parse(JSON.stringify(data, (k, v: unknown) => (k === "zzz" ? undefined : v)));
+}
+
+test("property: on generated policies, valid or wrong in shape, the loader and the schema agree, error by error", async (t) => {
+  let valid = 0;
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.tuple(fc.boolean(), fc.constantFrom(0, 0, 1, 2)).chain(([withGroup, wrong]) => policyData(withGroup, wrong).map((d) => (wrong === 0 ? withoutUnknownKeys(d) : d))),
+      async (data) => {
+      const text = stringify(data);
+      const loaded = await load(text);
+      const verdict = schemaAccepts(text);
+      runs++;
+      if (loaded.ok) valid++;
+      const why = loaded.ok ? "" : loaded.errors.map(formatPolicyError).join("\n");
+      assert.equal(verdict.ok, loaded.ok, `loader ${loaded.ok ? "takes" : "refuses"} it, schema ${verdict.ok ? "takes" : "refuses"} it\n${text}\n${why}\n${verdict.why}`);
+      assert.deepEqual(unmatchedShapeErrors(text, loaded, verdict), [], `${text}\nschema errors at: ${verdict.at.join(", ")}`);
+      },
+    ),
+    { numRuns: 800 },
+  );
+  t.diagnostic(`${runs} policies, ${valid} of them valid`);
+  // Both verdicts were met often: the property compared, not only refused.
+  assert.ok(valid > runs / 10 && valid < runs - runs / 10, `${valid} of ${runs} valid`);
 });
