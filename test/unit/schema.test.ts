@@ -136,7 +136,7 @@ function load(text: string): Promise<LoadResult> {
  * the data), reversed ranges, addresses, unknown groups and aliases, rates iptables would change,
  * group files, limits, YAML syntax and duplicate keys.
  */
-export const SHAPE_ERRORS: RegExp[] = [
+const SHAPE_ERRORS: RegExp[] = [
   /^unknown key /,
   /^keys must be plain names$/,
   / must be a mapping( of keys| \(key: value\))/,
