@@ -129,7 +129,7 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
   const hostOpenable = hostFound.filter((s) => !s.binds.every(isLoopback));
   if (hostOpenable.length > 0) {
     out.push("  # Listening on this host (/proc/net/tcp, tcp6, udp, udp6), closed. To open one, uncomment it:");
-    for (const s of hostOpenable) out.push(...commentedEntry(s, "  ", `${s.proto} on ${binds(s.binds)}`));
+    for (const s of hostOpenable) out.push(...commentedEntry(s, "  # ", `${s.proto} on ${binds(s.binds)}`));
     if (!f.docker.reachable) out.push("  # (With Docker not reachable, Docker's docker-proxy listeners for published ports are among these.)");
   } else if (f.sockets.ok) {
     out.push("  # No other listening socket was found on this host's addresses (/proc/net/tcp, tcp6, udp, udp6).");
@@ -148,7 +148,7 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
     out.push("# Published by Docker (running containers, from the Docker Engine API), closed. To open one,");
     out.push("# uncomment containers: and its entry:");
     out.push("# containers:");
-    for (const p of containerOpenable) out.push(...commentedEntry(p, "  ", `${p.what.join("; ")}; on ${binds(p.binds)}`));
+    for (const p of containerOpenable) out.push(...commentedEntry(p, "#   ", `${p.what.join("; ")}; on ${binds(p.binds)}`));
   } else {
     out.push(`# No running container publishes a port to outside addresses${f.docker.version ? ` (Docker ${text(f.docker.version)})` : ""}.`);
   }
@@ -194,11 +194,14 @@ function listening(sockets: ListeningSocket[], publishedKeys: Set<string>): Foun
   return sorted([...found.values()]);
 }
 
-/** `- port: N  # why`, and `proto: udp` under it: valid YAML once `# ` is taken off each line. */
-function commentedEntry(f: Found, indent: string, why: string): string[] {
+/**
+ * `- port: N  # why`, and `proto: udp` under it, after `prefix` ("  # " in host:, "#   " under a
+ * commented `# containers:`): valid YAML once the first `# ` is taken off each line.
+ */
+function commentedEntry(f: Found, prefix: string, why: string): string[] {
   const hint = HINTS[key(f)];
-  const lines = [`${indent}# - port: ${f.port}`.padEnd(indent.length + 18) + ` # ${why}${hint ? ` (${hint})` : ""}`];
-  if (f.proto === "udp") lines.push(`${indent}#   proto: udp`);
+  const lines = [`${prefix}- port: ${f.port}`.padEnd(prefix.length + 16) + ` # ${why}${hint ? ` (${hint})` : ""}`];
+  if (f.proto === "udp") lines.push(`${prefix}  proto: udp`);
   return lines;
 }
 
