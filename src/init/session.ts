@@ -6,7 +6,8 @@
  */
 import { readRegularFile } from "../files/regular-file.js";
 import { memberSpelling, parseCidr } from "../policy/addresses.js";
-import { escapeControls } from "../policy/quote.js";
+import { escapeControls, quote } from "../policy/quote.js";
+import { SshConnectionUnreadable, sshSession } from "../trace/lockout.js";
 
 export interface SshSession {
   /** The client's address as a policy source ("198.18.0.30", "2001:db8::30"). */
@@ -22,38 +23,31 @@ export interface SshSession {
 export type SessionParse = { ok: true; session: SshSession } | { ok: false; message: string };
 
 /**
- * Parses SSH_CONNECTION. Hostile text (anything can set an environment variable): it must be four
- * fields, two addresses and two ports, or it is refused with a message (never guessed at).
+ * Parses SSH_CONNECTION as apply's lock-out guard does (trace/lockout.ts: the two must agree on what
+ * a session is), for a policy: the client as a source the loader takes. Hostile text (anything can
+ * set an environment variable): what is not as sshd writes it is refused with a message, never guessed at.
  */
 export function parseSshConnection(value: string, foundIn: string): SessionParse {
-  const refuse = (why: string): SessionParse => ({ ok: false, message: `${foundIn} is ${JSON.stringify(escapeControls(value.slice(0, 120)))}: ${why}` });
-  const fields = value.trim().split(/\s+/);
-  if (fields.length !== 4) return refuse("it must be CLIENT CLIENT_PORT SERVER SERVER_PORT");
-  const [clientText, clientPortText, serverText, serverPortText] = fields as [string, string, string, string];
-  const client = address(clientText);
-  const server = address(serverText);
-  const clientPort = port(clientPortText);
-  const serverPort = port(serverPortText);
-  if (client === undefined) return refuse("the client is not an IPv4 or IPv6 address");
-  if (server === undefined) return refuse("the server is not an IPv4 or IPv6 address");
-  if (clientPort === undefined || serverPort === undefined) return refuse("a port is not a number 1-65535");
-  return { ok: true, session: { client, clientPort, server, serverPort, foundIn } };
+  const refuse = (why: string): SessionParse => ({ ok: false, message: `${foundIn} is ${quote(value)}: ${why}` });
+  let guarded: ReturnType<typeof sshSession>;
+  try {
+    guarded = sshSession(value);
+  } catch (e) {
+    if (!(e instanceof SshConnectionUnreadable)) throw e;
+    return refuse("not what sshd writes (CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT)");
+  }
+  if (guarded === undefined) return refuse("empty");
+  const client = source(guarded.client);
+  const server = source(guarded.server);
+  if (client === undefined || server === undefined) return refuse("an address is not one a policy can name");
+  const clientPort = Number(value.trim().split(/\s+/)[1]);
+  return { ok: true, session: { client, clientPort, server, serverPort: guarded.port, foundIn } };
 }
 
-/** An address as the policy spells a single host; an IPv4-mapped IPv6 address as the IPv4 it carries (its packets are IPv4). */
-function address(text: string): string | undefined {
-  // A link-local client carries its interface ("fe80::1%eth0"); the address alone is the source.
-  const bare = text.replace(/%[A-Za-z0-9_.@-]{1,15}$/, "");
-  const mapped = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(bare);
-  if (bare.includes("/")) return undefined;
-  const parsed = parseCidr(mapped ? mapped[1]! : bare);
+/** A single host as the policy spells it; a link-local address without its interface ("fe80::1%eth0"). */
+function source(address: string): string | undefined {
+  const parsed = parseCidr(address.replace(/%[^%]*$/, ""));
   return parsed.ok ? memberSpelling(parsed.cidr) : undefined;
-}
-
-function port(text: string): number | undefined {
-  if (!/^\d{1,5}$/.test(text)) return undefined;
-  const n = Number(text);
-  return n >= 1 && n <= 65535 ? n : undefined;
 }
 
 /** How far up the process tree to look: sudo, a shell, su, another shell, sshd's session shell... */

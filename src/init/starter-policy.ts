@@ -80,7 +80,8 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
     `# dockwall starter policy, written by \`dockwall init\`${f.hostname ? ` on ${text(f.hostname)}` : ""}${f.writtenAt ? ` at ${text(f.writtenAt)}` : ""},`,
     "# from what this host runs now. Everything from outside is closed except what is opened below;",
     "# replies to connections already open, loopback and Docker's own bridges always pass.",
-    "# An entry without from: is open to anyone; from: takes group names, addresses and CIDRs.",
+    "# An entry without from: is open to anyone; from: takes group names, addresses and CIDRs. An entry",
+    "# opens IPv4 and IPv6 alike; below, 0.0.0.0 and :: mean every IPv4 and every IPv6 address.",
     "# Review it, then: dockwall check, dockwall plan, dockwall apply --confirm 120 (-c FILE each time).",
   );
   if (!f.docker.reachable) {
@@ -99,8 +100,7 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
   if (outside) {
     out.push(
       "groups:",
-      `  # The source of this SSH session (${text(outside.foundIn)}: ${describeSession(outside)}).`,
-      "  # Add the other admins' addresses or CIDRs here.",
+      ...wrap(`The source of this SSH session (${text(outside.foundIn)}: ${describeSession(outside)}). Add the other admins' addresses or CIDRs here.`, "  # "),
       `  ${ADMINS_GROUP}: ["${outside.client}"]`,
       "",
     );
@@ -137,7 +137,7 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
     out.push("  # Listening sockets: NOT listed, they could not be read (see the warning at the top).");
   }
   const hostLocal = hostFound.filter((s) => s.binds.every(isLoopback));
-  if (hostLocal.length > 0) out.push(...wrap(`Local only (bound to loopback), nothing to open: ${hostLocal.map((s) => `${s.port}/${s.proto}`).join(", ")}.`, "  # "));
+  if (hostLocal.length > 0) out.push(...wrap(`Local only (bound to loopback), nothing to open: ${hostLocal.map((s) => `${s.port}/${s.proto} on ${binds(s.binds)}`).join(", ")}.`, "  # "));
   out.push("");
 
   // ---- published container ports -----------------------------------------------------------------
@@ -148,13 +148,13 @@ export function starterPolicy(f: InitFacts): StarterPolicy {
     out.push("# Published by Docker (running containers, from the Docker Engine API), closed. To open one,");
     out.push("# uncomment containers: and its entry:");
     out.push("# containers:");
-    for (const p of containerOpenable) out.push(...commentedEntry(p, "#   ", `${p.what.join("; ")}; on ${binds(p.binds)}`));
+    for (const p of containerOpenable) out.push(...commentedEntry(p, "#   ", `${p.what.join("; ")}; published on ${binds(p.binds)}`));
   } else {
     out.push(`# No running container publishes a port to outside addresses${f.docker.version ? ` (Docker ${text(f.docker.version)})` : ""}.`);
   }
   const containerLocal = published.filter((p) => p.binds.every(isLoopback));
   if (containerLocal.length > 0) {
-    out.push(...wrap(`Published on loopback only, not reachable from outside, nothing to open: ${containerLocal.map((p) => `${p.port}/${p.proto} (${p.what.join("; ")})`).join(", ")}.`, "# "));
+    out.push(...wrap(`Published on loopback only, not reachable from outside, nothing to open: ${containerLocal.map((p) => `${p.port}/${p.proto} (${p.what.join("; ")}, on ${binds(p.binds)})`).join(", ")}.`, "# "));
   }
   out.push(
     "",
@@ -210,7 +210,7 @@ function bindOf(p: PublishedPort): string {
 }
 
 function binds(list: string[]): string {
-  return list.map((b) => (b === "0.0.0.0" ? "0.0.0.0 (every IPv4 address)" : b === "::" ? ":: (every IPv6 address)" : b)).join(" and ");
+  return list.join(" and ");
 }
 
 function isLoopback(address: string): boolean {
