@@ -2,7 +2,8 @@
  * `dockwall init` on a real Docker host, from the admin's SSH session: init, check and apply as a
  * newcomer would, then real connections. The admin's open connection to port 22 keeps working,
  * the admin can open a new one, and a stranger reaches neither SSH nor the published database,
- * which the stranger reached before (so the closing is dockwall's). One lab mode: the path of an
+ * which the stranger reached before (so the closing is dockwall's); plan and audit, the rest of a
+ * newcomer's walk-through, succeed on the way, and audit shows what init opened. One lab mode: the path of an
  * SSH connection (INPUT, conntrack) does not depend on Docker's IPv6 mode.
  */
 import { describe, it, before, after } from "node:test";
@@ -50,7 +51,13 @@ describe("dockwall init on Docker 20.10, from the admin's SSH session", () => {
       // Docker's published database is listed, closed, with where it was found.
       assert.match(text, /^# {3}- port: 5432 +# container db: its 5432\/tcp/m, text);
       await dockwallOk(lab, ["check", "-c", file]);
+      await dockwallOk(lab, ["plan", "-c", file]);
       await dockwallOk(lab, ["apply", "-c", file]);
+      // The live rules as audit reads them: SSH for the admins, the database for nobody, nothing open to anyone.
+      const audit = await dockwallOk(lab, ["audit", "-c", file]);
+      assert.match(audit, /^22\/tcp +IPv4 +host socket.* +group admins$/m, audit);
+      assert.match(audit, /^5432\/tcp +IPv4 +container db 5432\/tcp +nobody$/m, audit);
+      assert.match(audit, /^5432\/tcp +IPv6 +container db 5432\/tcp +nobody$/m, audit);
 
       assert.equal(await session.exchange("after"), "after", "the admin's open connection after apply");
       const [adminNew, strangerSsh, strangerDb4, strangerDb6, adminDb] = await lab.probeMany([
