@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { DEFAULT_POLICY, Exit, print, warn } from "./common.js";
 import { loadPolicyText } from "../policy/load.js";
 import { formatPolicyError } from "../policy/errors.js";
+import { escapeControls } from "../policy/quote.js";
 import { readInitFacts } from "../init/read-facts.js";
 import { starterPolicy } from "../init/starter-policy.js";
 import { FileRefused, PolicyExists, writePolicyFile } from "../init/write-policy.js";
@@ -34,6 +35,8 @@ Example:
       }
       const starter = starterPolicy(read.facts);
       const toStdout = opts.config === "-";
+      // The path in messages: one line whatever it holds.
+      const shown = escapeControls(opts.config);
       const file = toStdout ? "<stdout>" : opts.config;
       // What init writes must load as check loads it: otherwise nothing is written.
       const loaded = await loadPolicyText(starter.text, file, () => Promise.reject(new Error("a starter policy names no file")));
@@ -54,15 +57,15 @@ Example:
           throw new Exit(1);
         }
         if (e instanceof FileRefused) {
-          process.stderr.write(`dockwall: ${opts.config}: ${e.message}; nothing written\n`);
+          process.stderr.write(`dockwall: ${shown}: ${e.message}; nothing written\n`);
           throw new Exit(2);
         }
-        throw new Error(`cannot write ${opts.config}: ${(e as Error).message}; nothing written`);
+        throw new Error(`cannot write ${shown}: ${(e as Error).message}; nothing written`);
       }
       warn(starter.warnings);
-      const c = opts.config === DEFAULT_POLICY ? "" : ` -c ${opts.config}`;
+      const c = opts.config === DEFAULT_POLICY ? "" : ` -c ${shown}`;
       print([
-        `wrote ${opts.config}: opens ${starter.opens.join(", ")}; closed and listed in it: ${starter.closed.published} published container port(s), ${starter.closed.listening} listening host port(s)`,
+        `wrote ${shown}: opens ${starter.opens.join(", ")}; closed and listed in it: ${starter.closed.published} published container port(s), ${starter.closed.listening} listening host port(s)`,
         `next: dockwall check${c} && dockwall plan${c}, then dockwall apply${c} --confirm 120`,
       ]);
     });

@@ -3,14 +3,14 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets } from "../facts/sockets.js";
-import { findSshSession, type SessionParse } from "./session.js";
+import { findSshSession } from "./session.js";
 import type { InitFacts } from "./starter-policy.js";
 
 /** The facts, or the session's problem (a malformed SSH_CONNECTION: init writes nothing then). */
 export async function readInitFacts(): Promise<{ ok: true; facts: InitFacts } | { ok: false; message: string }> {
   const [docker, sockets, session] = await Promise.all([readDockerFacts(), readSockets(), findSshSession(process.env, process.ppid)]);
   if (session !== undefined && !session.ok) return session;
-  return { ok: true, facts: { docker, sockets, session: (session as Extract<SessionParse, { ok: true }> | undefined)?.session, hostname: os.hostname(), writtenAt: new Date().toISOString() } };
+  return { ok: true, facts: { docker, sockets, session: session?.session, hostname: os.hostname(), writtenAt: new Date().toISOString() } };
 }
 
 /**

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { replaceFile } from "../apply/safe-file.js";
 import { refuseKind, FileRefused } from "../files/regular-file.js";
+import { escapeControls } from "../policy/quote.js";
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_DIRECTORY } = constants;
 const NEW_POLICY_MODE = 0o644;
@@ -30,7 +31,7 @@ export async function writePolicyFile(file: string, text: string, options: { for
     throw e;
   });
   if (existing) {
-    if (!options.force) throw new PolicyExists(`${file} exists: not overwritten (give --force to replace it, or -c another path)`);
+    if (!options.force) throw new PolicyExists(`${escapeControls(file)} exists: not overwritten (give --force to replace it, or -c another path)`);
     // A link, a directory, a FIFO: refused even then.
     refuseKind(existing, { what: "a policy file that --force replaces" });
     await replaceFile(file, text, existing.mode & 0o7777);
@@ -53,7 +54,7 @@ async function createNew(file: string, text: string): Promise<void> {
     await handle.sync();
     await handle.close();
     await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === "EEXIST" ? new PolicyExists(`${file} appeared while dockwall init wrote it: not overwritten`) : e;
+      throw e.code === "EEXIST" ? new PolicyExists(`${escapeControls(file)} appeared while dockwall init wrote it: not overwritten`) : e;
     });
   } finally {
     await handle.close().catch(() => undefined);
