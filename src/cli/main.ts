@@ -13,6 +13,7 @@ import { registerAudit } from "./audit.js";
 import { registerExplain } from "./explain.js";
 import { registerConfirm } from "./confirm.js";
 import { registerDocs } from "./docs.js";
+import { registerInit } from "./init.js";
 import { Exit } from "./common.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
@@ -35,6 +36,8 @@ Example:
 `,
   );
 
+// The first command a new admin runs: first in --help.
+registerInit(program);
 for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerAudit, registerExplain, registerRemove, registerRollback, registerConfirm, registerWatch, registerInstall]) {
   register(program);
 }
