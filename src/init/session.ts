@@ -4,9 +4,9 @@
  * env_reset drops SSH_CONNECTION), `su` or `doas` the variable is read from the nearest parent
  * process that has it: the admin who runs `sudo dockwall init` over SSH is in a session all the same.
  */
-import { readRegularFile } from "../files/regular-file.js";
+import { sshConnectionValue, type ProcRead } from "../facts/ssh-connection.js";
 import { memberSpelling, parseCidr } from "../policy/addresses.js";
-import { escapeControls, quote } from "../policy/quote.js";
+import { quote } from "../policy/quote.js";
 import { SshConnectionUnreadable, sshSession } from "../trace/lockout.js";
 
 export interface SshSession {
@@ -50,37 +50,13 @@ function source(address: string): string | undefined {
   return parsed.ok ? memberSpelling(parsed.cidr) : undefined;
 }
 
-/** How far up the process tree to look: sudo, a shell, su, another shell, sshd's session shell... */
-const MAX_ANCESTORS = 16;
-const PROC_LIMIT = { maxBytes: 1024 * 1024, what: "a /proc file" };
-
-export type ProcRead = (file: string) => Promise<string>;
-
-const readProc: ProcRead = async (file) => (await readRegularFile(file, PROC_LIMIT)).toString("utf8");
-
 /**
  * The session from `env`, else from the nearest parent process whose environment has
- * SSH_CONNECTION; undefined when there is none. A value that is there but malformed is an error
- * (the caller refuses to write), not "no session": that would open the SSH port to anyone.
+ * SSH_CONNECTION (facts/ssh-connection.ts, shared with apply's lock-out guard); undefined when there
+ * is none. A value that is there but malformed is an error (the caller refuses to write), not
+ * "no session": that would open the SSH port to anyone.
  */
-export async function findSshSession(env: NodeJS.ProcessEnv, ppid: number, read: ProcRead = readProc): Promise<SessionParse | undefined> {
-  const own = env.SSH_CONNECTION;
-  if (own !== undefined && own.trim() !== "") return parseSshConnection(own, "SSH_CONNECTION");
-  let pid = ppid;
-  for (let depth = 0; depth < MAX_ANCESTORS && pid > 1; depth++) {
-    const environ = await read(`/proc/${pid}/environ`).catch(() => undefined);
-    const value = environ
-      ?.split("\0")
-      .find((v) => v.startsWith("SSH_CONNECTION="))
-      ?.slice("SSH_CONNECTION=".length);
-    if (value !== undefined && value.trim() !== "") {
-      const name = (await read(`/proc/${pid}/comm`).catch(() => "?")).trim().slice(0, 16);
-      return parseSshConnection(value, `SSH_CONNECTION of ${escapeControls(name)} (pid ${pid})`);
-    }
-    const status = await read(`/proc/${pid}/status`).catch(() => "");
-    const parent = /^PPid:\s*(\d+)$/m.exec(status);
-    if (!parent) break;
-    pid = Number(parent[1]);
-  }
-  return undefined;
+export async function findSshSession(env: NodeJS.ProcessEnv, ppid: number, read?: ProcRead): Promise<SessionParse | undefined> {
+  const found = await sshConnectionValue(env, ppid, read);
+  return found === undefined ? undefined : parseSshConnection(found.value, found.foundIn);
 }
