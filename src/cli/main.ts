@@ -13,6 +13,7 @@ import { registerAudit } from "./audit.js";
 import { registerExplain } from "./explain.js";
 import { registerConfirm } from "./confirm.js";
 import { Exit } from "./common.js";
+import { ExitAs } from "./exit-as.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
 
@@ -49,6 +50,7 @@ async function main(): Promise<number> {
 }
 
 function report(e: unknown): number {
+  if (e instanceof ExitAs) return report(e.inner) === 0 ? 0 : e.code;
   if (e instanceof Exit) return e.code;
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
   if (e instanceof PolicyInvalid) {
