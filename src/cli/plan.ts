@@ -5,11 +5,12 @@ import { describePlan, makePlan, planIsEmpty, readLive, snapshot } from "../appl
 import { summarise } from "../plan/summarise.js";
 import { diffLine, summaryLines } from "../plan/describe.js";
 import { planJson, setChanges } from "../plan/json.js";
-import { DEFAULT_POLICY, Exit, FULL_READ_HELP, knownState, makeContext, print, warn, type GlobalOptions } from "./common.js";
+import type { GatheredFacts } from "../facts/index.js";
+import { DEFAULT_POLICY, Exit, FULL_READ_HELP, knownState, makeContext, print, warn, type Context, type GlobalOptions } from "./common.js";
 import { ExitAs } from "./exit-as.js";
 import { shown } from "./summary.js";
 
-interface PlanOptions {
+export interface PlanOptions {
   config: string;
   fullRead?: boolean;
   json?: boolean;
@@ -32,7 +33,9 @@ export function registerPlan(program: Command): void {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       let changed: boolean;
       try {
-        changed = await plan(opts, ctx);
+        const report = await planReport(opts, ctx);
+        print(report.lines);
+        changed = report.changed;
       } catch (e) {
         // terraform's convention: 1 for every error, so 2 can only mean "changes".
         if (opts.detailedExitcode) throw new ExitAs(e, 1);
@@ -42,9 +45,9 @@ export function registerPlan(program: Command): void {
     });
 }
 
-/** Prints the plan; whether apply would change anything. */
-async function plan(opts: PlanOptions, ctx: ReturnType<typeof makeContext>): Promise<boolean> {
-  const compiled = await compilePolicy(opts.config, ctx.runner, compiledBefore(await ctx.store.current()));
+/** The plan as printed, and whether apply would change anything. `facts` for tests (read from the host otherwise). */
+export async function planReport(opts: PlanOptions, ctx: Context, facts?: Promise<GatheredFacts>): Promise<{ changed: boolean; lines: string[] }> {
+  const compiled = await compilePolicy(opts.config, ctx.runner, compiledBefore(await ctx.store.current()), facts);
   warn(compiled.warnings);
   const known = opts.fullRead ? undefined : await knownState(ctx, compiled.netfilter);
   const live = await readLive(compiled.netfilter, known ? { known } : {});
@@ -52,14 +55,7 @@ async function plan(opts: PlanOptions, ctx: ReturnType<typeof makeContext>): Pro
   const changed = !planIsEmpty(p);
   const before = snapshot(live);
   const changes = summarise(before, compiled.desired);
-  if (opts.json) {
-    print([JSON.stringify(planJson(changed, changes, p.diffs, setChanges(before.sets, compiled.desired.sets)), null, 2)]);
-    return changed;
-  }
-  if (!changed) {
-    print(["no changes: the kernel already holds this policy"]);
-    return false;
-  }
-  print([...shown(summaryLines(changes, true, { rulesHint: "see the rule diff" })), "", "rule diff:", ...shown(describePlan(p).map(diffLine))]);
-  return true;
+  if (opts.json) return { changed, lines: [JSON.stringify(planJson(changed, changes, p.diffs, setChanges(before.sets, compiled.desired.sets)), null, 2)] };
+  if (!changed) return { changed, lines: ["no changes: the kernel already holds this policy"] };
+  return { changed, lines: [...shown(summaryLines(changes, true, { rulesHint: "see the rule diff" })), "", "rule diff:", ...shown(describePlan(p).map(diffLine))] };
 }
