@@ -35,7 +35,8 @@ const SETTING_TEXT: Record<string, (values: string[]) => string> = {
   outside: (v) => (v.includes("*") ? "every interface but loopback and Docker's bridges" : v.join(", ")),
   inside: (v) => v.join(", "),
   default: (v) => v.join(", "),
-  log: (v) => `at ${v.join(", ")}`,
+  // As the policy writes a rate (render.ts limitSpelling, the other way).
+  log: (v) => `at ${v.map((r) => r.replace(/\/sec$/, "/second").replace(/\/min$/, "/minute")).join(", ")}`,
 };
 
 const SETTING_NAME: Record<string, string> = {
@@ -89,7 +90,7 @@ export function describeChange(c: PolicyChange, opts: DescribeOptions): Line {
     case "group":
       return groupLine(c);
     case "rules":
-      return [{ text: `and ${c.count} rule change${c.count === 1 ? "" : "s"} that open or close nothing: the kernel differs from the policy there (${opts.rulesHint})`, tone: "change" }];
+      return [{ text: `and ${c.count} rule change${c.count === 1 ? " that opens or closes" : "s that open or close"} nothing: the kernel differs from the policy there (${opts.rulesHint})`, tone: "change" }];
   }
 }
 

@@ -11,6 +11,7 @@ import type { IpSetSpec } from "../ruleset/types.js";
 import { memberDelta } from "../backends/ipset.js";
 import { memberCount, sameSet } from "../ruleset/members.js";
 import { ruleMeaning, targetKey, type Setting, type Target } from "./rule-meaning.js";
+import { DOCKER_BRIDGE_PATTERNS } from "../compile/interfaces.js";
 
 export type PolicyChange =
   /** dockwall starts (`in`) or stops (`out`) filtering these families. */
@@ -181,7 +182,9 @@ export function summarise(before: DesiredState, after: DesiredState): PolicyChan
   }
   for (const setting of SETTING_ORDER) {
     const [then, now] = [was.settings.get(setting) ?? [], a.settings.get(setting) ?? []];
-    if (!sameList(then, now)) {
+    // Coming in, what every policy has unless it says otherwise goes without saying (the refusal is in the first line).
+    const usual = comingIn && (setting === "default" || (setting === "outside" && sameList(now, ["*"])) || (setting === "inside" && now.every((v) => DOCKER_BRIDGE_PATTERNS.includes(v))));
+    if (!usual && !sameList(then, now)) {
       changes.push({ kind: "setting", setting, before: then, after: now });
       reported.add(`setting ${setting}`);
     }

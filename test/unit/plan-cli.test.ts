@@ -147,7 +147,7 @@ test("plan after drift: a rule deleted by hand is a rule change that opens or cl
     const nf = new Netfilter(h.fake, "nft");
     await nf.restore("ipv4", '*filter\n-D DOCKWALL-INPUT-OUTSIDE -m conntrack --ctstate INVALID -m comment --comment invalid -j DROP\nCOMMIT\n');
     const drift = await h.plan();
-    assert.equal(drift.lines[0], "and 1 rule change that open or close nothing: the kernel differs from the policy there (see the rule diff)");
+    assert.equal(drift.lines[0], "and 1 rule change that opens or closes nothing: the kernel differs from the policy there (see the rule diff)");
     await h.apply();
     await nf.restore("ipv4", "*filter\n-I INPUT 1 -s 192.0.2.1/32 -j ACCEPT\nCOMMIT\n");
     const moved = await h.plan();

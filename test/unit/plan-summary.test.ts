@@ -92,11 +92,10 @@ test("the first apply puts dockwall in front and lists what it opens; remove tak
     "opens every port (trusted) to group office",
     "opens 22/tcp to anyone",
     "opens published 8080/tcp to anyone",
-    "filters traffic in on every interface but loopback and Docker's bridges",
-    "Docker bridges passed untouched: +docker+ +br-+",
-    "refuses the rest by drop",
     "group office: +3 members (new): +203.0.113.0/24, +198.18.0.5, +2001:db8:1::/48",
   ]);
+  // What a policy chose beyond the usual is said on the way in too (no group: none is used).
+  assert.deepEqual(text(emptyState(), state(policy({ interfaces: ["eth0"], trusted: [], host: [], containers: [], icmp: "drop" }))).slice(1), ["filters traffic in on eth0"]);
   assert.deepEqual(text(full, emptyState()), [
     "takes dockwall out of IPv4 and IPv6: it refuses nothing there any more, the host's own rules and Docker's decide alone",
     "group office: -3 members (none left): -203.0.113.0/24, -198.18.0.5, -2001:db8:1::/48",
@@ -122,7 +121,7 @@ test("settings: default, log, interfaces, routes, ping, swarm", () => {
     "filters traffic in on eth0 (was every interface but loopback and Docker's bridges)",
     "Docker bridges passed untouched: -docker+ -br-+",
     "refuses the rest by reject (was drop)",
-    "logs refused packets at 5/min",
+    "logs refused packets at 5/minute",
   ]);
 });
 
@@ -133,7 +132,7 @@ test("rules that change but open or close nothing (drift: a docker-proxy rule de
     ...after,
     ipv4: { ...after.ipv4, chains: after.ipv4.chains.map((c) => (c === chain ? { ...c, rules: c.rules.filter((r) => !r.includes("via docker-proxy")) } : c)) },
   };
-  assert.deepEqual(text(drifted, after), ["and 1 rule change that open or close nothing: the kernel differs from the policy there (see the rule diff)"]);
+  assert.deepEqual(text(drifted, after), ["and 1 rule change that opens or closes nothing: the kernel differs from the policy there (see the rule diff)"]);
   // A change only the kernel's order shows (a jump put back first) still gets a line.
   assert.deepEqual(
     summaryLines([], true, { rulesHint: "--verbose shows them" }).map((l) => lineText(l, false)),
@@ -154,7 +153,7 @@ test("a hand-made rule is never read as an opening: it is counted as a rule chan
     "-p tcp -m tcp --dport 3306 -j ACCEPT",
   ]) {
     assert.equal(ruleMeaning("ipv4", "DOCKWALL-INPUT-OUTSIDE", rule).kind, "unknown", rule);
-    assert.deepEqual(text(withExtra(rule), after), ["and 1 rule change that open or close nothing: the kernel differs from the policy there (see the rule diff)"], rule);
+    assert.deepEqual(text(withExtra(rule), after), ["and 1 rule change that opens or closes nothing: the kernel differs from the policy there (see the rule diff)"], rule);
   }
 });
 
