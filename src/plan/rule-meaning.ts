@@ -91,6 +91,8 @@ export function plainAddress(cidr: string): string {
   return cidr.replace(/\/(32|128)$/, "");
 }
 
+const GROUP_SET: Record<Family, RegExp> = { ipv4: /^dw4-([A-Za-z0-9_-]{1,24}) src$/, ipv6: /^dw6-([A-Za-z0-9_-]{1,24}) src$/ };
+
 /** The source a rule tests, or undefined if it tests one in a way render.ts never writes. */
 function source(o: Options, family: Family): string | undefined {
   const s = o.values.get("-s");
@@ -98,7 +100,7 @@ function source(o: Options, family: Family): string | undefined {
   if (s !== undefined && set !== undefined) return undefined;
   if (s !== undefined) return plainAddress(s);
   if (set !== undefined) {
-    const m = new RegExp(`^dw${family === "ipv4" ? "4" : "6"}-([A-Za-z0-9_-]{1,24}) src$`).exec(set);
+    const m = GROUP_SET[family].exec(set);
     return m ? `group ${m[1]}` : undefined;
   }
   return "anyone";

@@ -6,11 +6,12 @@
  * and replaced. Pure.
  */
 import type { DesiredState } from "../backends/rendered.js";
+import type { RenderedFamily } from "../backends/iptables/render.js";
 import type { Family } from "../policy/types.js";
 import type { IpSetSpec } from "../ruleset/types.js";
 import { memberDelta } from "../backends/ipset.js";
 import { memberCount, sameSet } from "../ruleset/members.js";
-import { ruleMeaning, targetKey, type Setting, type Target } from "./rule-meaning.js";
+import { ruleMeaning, targetKey, type Meaning, type Setting, type Target } from "./rule-meaning.js";
 import { DOCKER_BRIDGE_PATTERNS } from "../compile/interfaces.js";
 
 export type PolicyChange =
@@ -39,7 +40,10 @@ interface Meanings {
   active: Family[];
 }
 
-function meanings(state: DesiredState): Meanings {
+/** Rules already read, by family, chain and spec: the two sides of a change share most of theirs. */
+type Seen = Map<string, { meaning: Meaning; key: string }>;
+
+function meanings(state: DesiredState, seen: Seen = new Map()): Meanings {
   const m: Meanings = { openings: new Map(), settings: new Map(), rules: new Map(), active: [] };
   const addRule = (key: string, rule: string) => {
     const list = m.rules.get(key);
@@ -52,10 +56,16 @@ function meanings(state: DesiredState): Meanings {
     for (const j of part.jumps) addRule("jump", JSON.stringify([f, j.table, j.from, j.to, j.spec]));
     for (const c of part.chains) {
       for (const spec of c.rules) {
-        const meaning = ruleMeaning(f, c.name, spec);
+        const id = `${f} ${c.name} ${spec}`;
+        let read = seen.get(id);
+        if (read === undefined) {
+          const meaning = ruleMeaning(f, c.name, spec);
+          seen.set(id, (read = { meaning, key: meaning.kind === "opening" ? targetKey(meaning.target) : "" }));
+        }
+        const meaning = read.meaning;
         let key: string;
         if (meaning.kind === "opening") {
-          const tk = targetKey(meaning.target);
+          const tk = read.key;
           let o = m.openings.get(tk);
           if (o === undefined) m.openings.set(tk, (o = { target: meaning.target, sources: [] }));
           const from = meaning.source ?? "";
@@ -137,12 +147,26 @@ function ruleDifference(a: string[], b: string[]): number {
   return extra;
 }
 
+/** The same chains with the same rules and the same jumps, in the same order. */
+function sameFamily(a: RenderedFamily, b: RenderedFamily): boolean {
+  const sameRules = (x: string[], y: string[]) => x.length === y.length && x.every((r, i) => r === y[i]);
+  return (
+    a.chains.length === b.chains.length &&
+    a.jumps.length === b.jumps.length &&
+    a.chains.every((c, i) => c.table === b.chains[i]!.table && c.name === b.chains[i]!.name && sameRules(c.rules, b.chains[i]!.rules)) &&
+    a.jumps.every((j, i) => j.table === b.jumps[i]!.table && j.from === b.jumps[i]!.from && j.to === b.jumps[i]!.to && j.spec === b.jumps[i]!.spec)
+  );
+}
+
 const SETTING_ORDER: Setting[] = ["outside", "inside", "default", "log"];
 
 /** The policy-level changes from `before` (dockwall's part as found) to `after`; empty when they mean the same. */
 export function summarise(before: DesiredState, after: DesiredState): PolicyChange[] {
-  const b = meanings(before);
-  const a = meanings(after);
+  // Only members changed (a group file edited, a re-apply): nothing to read in the rules.
+  if (FAMILIES.every((f) => sameFamily(before[f], after[f]))) return groupChanges(before.sets, after.sets);
+  const seen: Seen = new Map();
+  const b = meanings(before, seen);
+  const a = meanings(after, seen);
   const changes: PolicyChange[] = [];
   const groups = groupChanges(before.sets, after.sets);
   // Taken out entirely: every opening "closes" would be false (dockwall only takes away; without it
@@ -160,7 +184,7 @@ export function summarise(before: DesiredState, after: DesiredState): PolicyChan
     if (lost.length > 0) changes.push({ kind: "dockwall", now: "out", families: lost });
   }
   // Chains that no jump leads into filtered nothing: a state coming in is measured against none.
-  const was = comingIn ? meanings({ ...before, ipv4: { ...before.ipv4, chains: [] }, ipv6: { ...before.ipv6, chains: [] } }) : b;
+  const was = comingIn ? meanings({ ...before, ipv4: { ...before.ipv4, chains: [] }, ipv6: { ...before.ipv6, chains: [] } }, seen) : b;
   const reported = new Set<string>();
   for (const [key, now] of a.openings) {
     const then = was.openings.get(key);
