@@ -26,4 +26,4 @@ export function changeLines(before: DesiredState, after: DesiredState, ruleDiff:
   return [...summary, ...ruleDiff.filter((l) => l.startsWith("warning: "))];
 }
 
-export const VERBOSE_HELP = "print every rule and set member change, not only what the change means at policy level";
+export const VERBOSE_HELP = "after what the change means at policy level, print the rule diff (every rule added or removed, each set's member counts)";

@@ -201,3 +201,11 @@ test("plan --detailed-exitcode: every error is exit 1 (2 means changes); without
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("the new options are on the commands: plan --json and --detailed-exitcode, --verbose on apply, remove and rollback", async () => {
+  const help = async (cmd: string) => (await new ProcessRunner().run(process.execPath, [CLI, cmd, "--help"])).stdout;
+  const plan = await help("plan");
+  assert.match(plan, /--json\s/);
+  assert.match(plan, /--detailed-exitcode\s+exit 0 when nothing would change, 2 when something would,\s+1 on any error/);
+  for (const cmd of ["apply", "remove", "rollback"]) assert.match(await help(cmd), /--verbose\s+after what the change means at policy level/, cmd);
+});
