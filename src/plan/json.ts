@@ -56,7 +56,7 @@ export function planJson(changed: boolean, changes: PolicyChange[], diffs: Famil
     summary: changes.map((c) => ({
       ...c,
       ...("target" in c ? { target: { ...c.target, text: describeTarget(c.target) } } : {}),
-      text: lineText(describeChange(c, { rulesHint: "see diff" }), false),
+      text: lineText(describeChange(c, { rulesHint: "see the diff" }), false),
     })),
     diff: {
       chains: diffs.flatMap((d) =>
