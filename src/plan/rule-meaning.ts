@@ -146,7 +146,7 @@ function entryMeaning(o: Options, chain: string): Meaning {
   }
   if (!only(o, ["-i", "--comment"])) return UNKNOWN;
   // Loopback is passed exactly when every interface is outside (no `interfaces:`): part of that setting.
-  if (chain === CHAINS.input && iface === "lo" && comment === "loopback") return { kind: "setting", setting: "outside", value: "*" };
+  if (chain === CHAINS.input && iface === "lo" && comment?.startsWith("loopback")) return { kind: "setting", setting: "outside", value: "*" };
   if (comment?.startsWith("from Docker bridges")) return { kind: "setting", setting: "inside", value: iface };
   return UNKNOWN;
 }
