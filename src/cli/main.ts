@@ -15,6 +15,7 @@ import { registerConfirm } from "./confirm.js";
 import { registerDocs } from "./docs.js";
 import { registerInit } from "./init.js";
 import { Exit } from "./common.js";
+import { ExitAs } from "./exit-as.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
 
@@ -55,6 +56,7 @@ async function main(): Promise<number> {
 }
 
 function report(e: unknown): number {
+  if (e instanceof ExitAs) return report(e.inner) === 0 ? 0 : e.code;
   if (e instanceof Exit) return e.code;
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
   if (e instanceof PolicyInvalid) {
