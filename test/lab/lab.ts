@@ -442,14 +442,16 @@ export class Lab {
    */
   async dockwallOnTerminal(args: string[], input: string): Promise<CommandResult> {
     const q = (w: string) => `'${w.replace(/'/g, "'\\''")}'`;
-    const line = ["ip", "netns", "exec", this.hostNs, "env", `DOCKER_HOST=unix://${this.socket}`, `DOCKWALL_STATE_DIR=${this.stateDir}`, process.execPath, CLI, ...args].map(q).join(" ");
+    const line = ["ip", "netns", "exec", this.hostNs, "env", `DOCKER_HOST=unix://${this.socket}`, `DOCKWALL_STATE_DIR=${this.stateDir}`, "SSH_CONNECTION=", process.execPath, CLI, ...args].map(q).join(" ");
     return runner.run("script", ["-qec", line, "/dev/null"], { input });
   }
 
   /** The dockwall command line, run inside the Docker host's namespace against the lab's dockerd. */
   async dockwall(args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
     return runner.run("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
-      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
+      // SSH_CONNECTION empty: "not from SSH", whatever session the test run itself was started from
+      // (apply would find it in a parent process); tests of the lock-out guard pass their own.
+      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, SSH_CONNECTION: "", ...env },
       ...(input === undefined ? {} : { input }),
     });
   }

@@ -42,3 +42,28 @@ test("a process name with control characters is escaped in where it was found", 
   const r = await sshConnectionValue({}, 5, async (f) => t[f] ?? Promise.reject(new Error("ENOENT")));
   assert.ok(r !== undefined && !/\x1b/.test(r.foundIn), r?.foundIn);
 });
+
+test("apply under sudo: the lock-out guard reads the parent's SSH_CONNECTION (here malformed, so it refuses before anything is read or touched)", async () => {
+  const { execFile } = await import("node:child_process");
+  const path = await import("node:path");
+  const os = await import("node:os");
+  const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+  const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../dockwall.cjs");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-sudo-"));
+  try {
+    const file = path.join(dir, "dockwall.yaml");
+    await writeFile(file, "host:\n  - port: 22\n");
+    // sh stands in for sudo's parent shell: it has SSH_CONNECTION, and `env -u` drops it for dockwall as sudo's env_reset does.
+    // Not exec'd, and followed by another command, so the shell stays dockwall's parent.
+    const script = `env -u SSH_CONNECTION "${process.execPath}" "${CLI}" --state-dir "${dir}/state" apply -c "${file}"; exit $?`;
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile("sh", ["-c", script], { env: { PATH: "/nonexistent:/usr/bin:/bin", SSH_CONNECTION: "not a session" }, timeout: 60_000 }, (err, _out, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      ),
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^dockwall: refusing to apply: SSH_CONNECTION of sh \(pid \d+\) is set but cannot be read/m);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
