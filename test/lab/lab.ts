@@ -59,6 +59,9 @@ const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 // The shipped artifact (package.json bin), not the unbundled build: what users run is what is tested.
 const CLI = path.join(REPO, "dist/dockwall.cjs");
 
+/** The repository the lab tests were built from (for `npm pack`). */
+export const REPO_DIR = REPO;
+
 /** The lab's containers: published ports that differ from container ports, an unpublished one, UDP, a loopback binding, a user network. */
 export const CONTAINERS: { name: string; args: string[]; services: [number, string, "tcp" | "udp", boolean?][] }[] = [
   { name: "web", args: ["-p", "8080:80"], services: [[80, "web", "tcp"], [9000, "web-unpublished", "tcp"]] },
@@ -448,7 +451,12 @@ export class Lab {
 
   /** The dockwall command line, run inside the Docker host's namespace against the lab's dockerd. */
   async dockwall(args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
-    return runner.run("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
+    return this.dockwallFrom([process.execPath, CLI], args, input, env);
+  }
+
+  /** The same, from another command line: `[installed/bin/dockwall]` for the package as npm installed it. */
+  async dockwallFrom(command: string[], args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
+    return runner.run("ip", ["netns", "exec", this.hostNs, ...command, ...args], {
       // SSH_CONNECTION empty: "not from SSH", whatever session the test run itself was started from
       // (apply would find it in a parent process); tests of the lock-out guard pass their own.
       env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, SSH_CONNECTION: "", ...env },
