@@ -42,6 +42,11 @@ export function commentOfSpec(spec: string): string | undefined {
   return m ? unquoteWord(m[1]!) : undefined;
 }
 
+/** A rule spec with its comment match taken out: what the rule matches and does. */
+export function specWithoutComment(spec: string): string {
+  return spec.replace(COMMENT, "");
+}
+
 /** The entry id a rule spec's comment carries, if any. */
 export function entryOfSpec(spec: string): string | undefined {
   const comment = commentOfSpec(spec);
