@@ -5,7 +5,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { policy } from "./fixtures.js";
-import { desiredFor } from "./apply-fixtures.js";
+import { desiredFor, withStore } from "./apply-fixtures.js";
+import { FakeNetfilter } from "./fake-netfilter.js";
+import { applyPolicy } from "../../src/apply-policy.js";
+import type { Runner } from "../../src/exec/runner.js";
+import { rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { policyEntries, BUILT_IN, KEY_ENTRIES } from "../../src/compile/entries.js";
 import { entryOfComment, entryOfSpec, taggedComment, commentOfSpec } from "../../src/backends/iptables/entry-tag.js";
 import { ruleProblem, acceptedQuickly, explainedProblem, type RuleContext } from "../../src/backends/iptables/rule-check.js";
@@ -115,4 +120,27 @@ test("the record: an entry that is not well formed, twice, or missing for a rule
     assert.ok(!read.ok, JSON.stringify(entries));
     assert.match(read.problems.join("\n"), problem);
   }
+});
+
+test("lines moved by an edit that changes no rule: the apply changes nothing in the kernel, and the record's lines follow the file", async () => {
+  await withStore(async (store, lock) => {
+    const fake = new FakeNetfilter();
+    const runner: Runner = {
+      run: (cmd, args, opts) =>
+        cmd === "iptables" && args[0] === "--version" ? Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" }) : fake.run(cmd, args, opts),
+    };
+    const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
+    try {
+      await writeFile(file, "host:\n  - port: 22\n");
+      await applyPolicy(file, { runner, store, lock });
+      const line = async () => (await store.current())?.state.entries?.find((e) => e.id.startsWith("host-"))?.line;
+      assert.equal(await line(), 2);
+      await writeFile(file, "# SSH first\n\nhost:\n  - port: 22\n");
+      const again = await applyPolicy(file, { runner, store, lock });
+      assert.equal(again.result.changed, false);
+      assert.equal(await line(), 4);
+    } finally {
+      await rm(file, { force: true });
+    }
+  });
 });
