@@ -161,10 +161,16 @@ for (const docker of ENGINES_UNDER_TEST) {
       assert.match(stranger.stdout, /DNAT to 172\.17\.0\.\d+ port 5432/);
       assert.match(stranger.stdout, /-A DOCKWALL-FORWARD-OUTSIDE .*default drop.*=> DROP/);
       assert.match(stranger.stdout, /^verdict: DROP$/m);
+    // The policy line behind the deciding rule: the lab policy leaves `default:` unwritten; SSH is its line 7, trusted its line 5.
+    assert.ok(stranger.stdout.includes(`\ndockwall: refused by "default:", which ${policy} leaves to its default (default drop)\n`), stranger.stdout);
       assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 5432), false);
+    const ssh = await lab.dockwall(["explain", lab.clients.stranger.ipv4, "tcp/22"]);
+    assert.equal(ssh.code, 0, ssh.stdout + ssh.stderr);
+    assert.ok(ssh.stdout.includes(`\ndockwall: allowed by ${policy}:7 (host 22/tcp)\n`), ssh.stdout);
       const trusted = await lab.dockwall(["explain", lab.clients.trusted.ipv6, "tcp/5432", "--json"]);
       assert.equal(trusted.code, 0, trusted.stdout + trusted.stderr);
       assert.equal(JSON.parse(trusted.stdout).verdict, "accept");
+    assert.deepEqual(JSON.parse(trusted.stdout).dockwall, { outcome: "allowed", step: JSON.parse(trusted.stdout).dockwall?.step, description: "", entry: { kind: "policy", id: "trusted", file: policy, line: 5, col: 1 } });
       assert.equal(await lab.probe(lab.clients.trusted, "ipv6", "tcp", 5432), true);
       const bad = await lab.dockwall(["explain", "not-an-address", "tcp/99999"]);
       assert.equal(bad.code, 1);

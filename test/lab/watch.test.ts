@@ -115,8 +115,9 @@ for (const docker of ENGINES_UNDER_TEST) {
         assert.equal(r.code, 0, `curl /metrics: ${r.stderr}`);
         return r.stdout;
       };
+    // Counted by the policy entry the rule comes from: the default drop (the lab policy leaves `default:` to its default).
       const dropped = (text: string) =>
-        Number(/dockwall_rule_packets\{family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",rule="\d+",comment="default drop",verdict="DROP"\} (\d+)/.exec(text)?.[1] ?? NaN);
+      Number(/^dockwall_rule_packets_total\{entry="default",family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",match="",verdict="DROP"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
       const before = dropped(await scrape());
       assert.ok(Number.isFinite(before), "the default-drop rule has a packet counter");
       assert.equal(await lab.probe(lab.clients.stranger, "ipv4", "tcp", 9100), false);
@@ -124,6 +125,14 @@ for (const docker of ENGINES_UNDER_TEST) {
       assert.ok(dropped(text) > before, `the stranger's SYNs are counted: ${before} -> ${dropped(text)}`);
       assert.match(text, /dockwall_applies_total\{result="changed"\} [1-9]/);
       assert.match(text, /dockwall_docker_connected 1/);
+    assert.match(text, /^# TYPE dockwall_rule_packets_total counter$/m);
+    assert.match(text, /^dockwall_drift 0$/m, "the kernel holds what was applied");
+    const lastApply = Number(/^dockwall_last_successful_apply_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+    assert.ok(lastApply > Date.now() / 1000 - 3600 && lastApply <= Date.now() / 1000, `the last successful apply was just now: ${lastApply}`);
+    // SSH, the lab policy's line 7: its id is made from what it says (22/tcp from anyone), the same on every host.
+    assert.ok(text.includes(`dockwall_policy_entry_info{entry="host-c7a38d82",file="${policy}",line="7"} 1`), "where the SSH entry was written");
+    assert.match(text, /^dockwall_rule_bytes_total\{entry="host-c7a38d82",family="ipv6",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",match="-p tcp -m tcp --dport 22",verdict="RETURN"\} \d+$/m);
+    assert.match(text, /^process_cpu_user_seconds_total \S+$/m);
     });
 
     it("a container named in the policy follows it when recreated with another published port", async () => {

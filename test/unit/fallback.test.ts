@@ -65,10 +65,10 @@ test("no applied state: the lock-down holds, SSH 22/tcp open to anyone and nothi
     assert.equal(held.holding, "lock-down");
     assert.equal(held.result.changed, true);
     for (const family of ["ipv4", "ipv6"] as const) {
-      assert.deepEqual(hostOpenings(fake, family), ["-p tcp -m tcp --dport 22 -m comment --comment \"host 22/tcp\" -j RETURN"]);
+      assert.deepEqual(hostOpenings(fake, family), ["-p tcp -m tcp --dport 22 -m comment --comment \"[host-c7a38d82] host 22/tcp\" -j RETURN"]);
       assert.match(fake.rules(family, "filter", OUTSIDE).at(-1)!, /-j DROP/);
       // Published ports: nothing is let through the forward chain but replies.
-      assert.deepEqual(fake.rules(family, "mangle", "DOCKWALL-FORWARD-OUTSIDE").filter((r) => r.includes("-j RETURN")), ["-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment replies -j RETURN"]);
+      assert.deepEqual(fake.rules(family, "mangle", "DOCKWALL-FORWARD-OUTSIDE").filter((r) => r.includes("-j RETURN")), ["-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"[replies]\" -j RETURN"]);
       assert.deepEqual(fake.rules(family, "filter", "INPUT").slice(0, 1), ["-m comment --comment dockwall -j DOCKWALL-INPUT"]);
     }
     assert.equal((await store.current())?.source, LOCK_DOWN_SOURCE);
