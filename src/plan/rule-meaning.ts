@@ -7,6 +7,7 @@
  * than guess. Pure.
  */
 import type { Family } from "../policy/types.js";
+import { entryOfComment } from "../backends/iptables/entry-tag.js";
 import { words } from "../trace/rule.js";
 import { CHAINS } from "../compile/names.js";
 
@@ -80,10 +81,20 @@ function options(spec: string): Options | undefined {
       continue;
     }
     if (values.has(opt)) return undefined;
-    values.set(opt, w.slice(i + 1, i + 1 + n).join(" "));
+    const value = w.slice(i + 1, i + 1 + n).join(" ");
+    // A comment opens with its policy entry's tag ("[host-3f2a9c1b] host 22/tcp"): the meaning is in what follows.
+    values.set(opt, opt === "--comment" ? descriptionOf(value) : value);
     i += n;
   }
   return undefined;
+}
+
+/** A comment without its entry tag (entry-tag.ts); an untagged comment of an older dockwall as it is. */
+function descriptionOf(comment: string): string {
+  const entry = entryOfComment(comment);
+  if (entry === undefined) return comment;
+  // A rule whose tag says it all carries no description ("[loopback]", "[neighbour-discovery]"): the tag, in words.
+  return comment.slice(entry.length + 2).replace(/^ /, "") || entry.replace(/-/g, " ");
 }
 
 /** An address as a person writes it: no /32 or /128 on a single host. */
@@ -135,7 +146,7 @@ function entryMeaning(o: Options, chain: string): Meaning {
   const iface = o.values.get("-i");
   const comment = o.values.get("--comment");
   if (o.goto && o.target === outside) {
-    if (iface === undefined && only(o, [])) return { kind: "setting", setting: "outside", value: "*" };
+    if (iface === undefined && only(o, ["--comment"])) return { kind: "setting", setting: "outside", value: "*" };
     if (iface !== undefined && only(o, ["-i", "--comment"])) return { kind: "setting", setting: "outside", value: iface };
     return UNKNOWN;
   }
@@ -156,7 +167,7 @@ function outsideMeaning(o: Options, family: Family, hostChain: boolean): Meaning
   if (o.goto) return UNKNOWN;
   if (o.target === "LOG") {
     const rate = o.values.get("--limit");
-    return rate !== undefined && only(o, ["--limit", "--log-prefix"]) ? { kind: "setting", setting: "log", value: rate } : UNKNOWN;
+    return rate !== undefined && only(o, ["--limit", "--log-prefix", "--comment"]) ? { kind: "setting", setting: "log", value: rate } : UNKNOWN;
   }
   if (o.target === "REJECT" && hostChain && comment.startsWith("default reject") && only(o, ["-p", "--comment", "--reject-with"])) {
     return { kind: "setting", setting: "default", value: "reject" };
