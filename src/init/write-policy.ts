@@ -9,15 +9,12 @@
  * a symbolic link is refused even then (the policy is often a link into a configuration
  * repository: replacing the link would silently cut it, writing through it would write there).
  */
-import { constants } from "node:fs";
-import { link, lstat, mkdir, open, rm } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { link, lstat, mkdir } from "node:fs/promises";
 import path from "node:path";
-import { replaceFile } from "../apply/safe-file.js";
+import { putInPlace, replaceFile } from "../apply/safe-file.js";
 import { refuseKind, FileRefused } from "../files/regular-file.js";
 import { escapeControls } from "../policy/quote.js";
 
-const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_DIRECTORY } = constants;
 const NEW_POLICY_MODE = 0o644;
 
 /** The file exists and `force` was not given. */
@@ -46,25 +43,10 @@ export async function writePolicyFile(file: string, text: string, options: { for
 }
 
 async function createNew(file: string, text: string): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(8).toString("hex")}.tmp`);
-  const handle = await open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, NEW_POLICY_MODE);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-    await handle.close();
-    await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
+  // link(2), not rename: it fails if the name exists, so a policy that appeared meanwhile is not touched.
+  await putInPlace(file, text, NEW_POLICY_MODE, (tmp) =>
+    link(tmp, file).catch((e: NodeJS.ErrnoException) => {
       throw e.code === "EEXIST" ? new PolicyExists(`${escapeControls(file)} appeared while dockwall init wrote it: not overwritten`) : e;
-    });
-  } finally {
-    await handle.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-  }
-  // The new name is durable only once the directory is.
-  const d = await open(dir, O_RDONLY | O_DIRECTORY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+    }),
+  );
 }

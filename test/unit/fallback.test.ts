@@ -10,7 +10,7 @@ import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
-import { desiredFor, withStore } from "./apply-fixtures.js";
+import { desiredFor, legacyHost, withStore } from "./apply-fixtures.js";
 import { policy } from "./fixtures.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
@@ -32,20 +32,6 @@ before(() => {
   // The facts read asks Docker: here it is not reachable, as at boot before dockerd.
   process.env.DOCKER_HOST = NO_DOCKER;
 });
-
-/**
- * A host whose iptables says it is the legacy variant: no `nft monitor` is started for it (the
- * daemon would watch this machine's real ruleset otherwise).
- */
-function legacyHost(fake: FakeNetfilter, hide?: RegExp): Runner {
-  return {
-    run: (cmd, args, opts) => {
-      if (hide?.test(cmd)) return Promise.reject(new CommandNotFoundError(cmd));
-      if (cmd === "iptables" && args[0] === "--version") return Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" });
-      return fake.run(cmd, args, opts);
-    },
-  };
-}
 
 const OUTSIDE = "DOCKWALL-INPUT-OUTSIDE";
 

@@ -12,7 +12,7 @@ import { Netfilter } from "../../src/backends/netfilter.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import type { Runner } from "../../src/exec/runner.js";
 import { FakeNetfilter } from "./fake-netfilter.js";
-import { withStore } from "./apply-fixtures.js";
+import { legacyHost, withStore } from "./apply-fixtures.js";
 
 const save = (rules: string[]) => `*filter
 :DOCKWALL-INPUT-OUTSIDE - [0:0]
@@ -95,10 +95,7 @@ test("the last successful apply's time, process_* metrics, and drift as the appl
 test("the daemon's drift gauge: 0 once applied, 1 when a rule is deleted by hand, 0 again after the repair", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const runner: Runner = {
-      run: (cmd, args, opts) =>
-        cmd === "iptables" && args[0] === "--version" ? Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" }) : fake.run(cmd, args, opts),
-    };
+    const runner = legacyHost(fake);
     const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
     await writeFile(file, "host:\n  - port: 22\n");
     const metrics = new Metrics();

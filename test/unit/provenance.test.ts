@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { policy } from "./fixtures.js";
-import { desiredFor, withStore } from "./apply-fixtures.js";
+import { desiredFor, legacyHost, withStore } from "./apply-fixtures.js";
 import { FakeNetfilter } from "./fake-netfilter.js";
 import { applyPolicy } from "../../src/apply-policy.js";
 import type { Runner } from "../../src/exec/runner.js";
@@ -125,10 +125,7 @@ test("the record: an entry that is not well formed, twice, or missing for a rule
 test("lines moved by an edit that changes no rule: the apply changes nothing in the kernel, and the record's lines follow the file", async () => {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
-    const runner: Runner = {
-      run: (cmd, args, opts) =>
-        cmd === "iptables" && args[0] === "--version" ? Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" }) : fake.run(cmd, args, opts),
-    };
+    const runner = legacyHost(fake);
     const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
     try {
       await writeFile(file, "host:\n  - port: 22\n");
