@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { Exit, DEFAULT_POLICY, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
 import { readLiveRules, readTraceHost } from "../trace/live.js";
 import { audit } from "../trace/audit.js";
-import { auditExitCode, auditFindings, auditJson, auditTargets, humanAudit } from "../trace/audit-report.js";
+import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit } from "../trace/audit-report.js";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets } from "../facts/sockets.js";
 import { readPolicy } from "../pipeline.js";
@@ -29,7 +29,7 @@ export function registerAudit(program: Command): void {
         readListeningSockets(),
         file === undefined ? Promise.resolve(undefined) : readPolicy(file),
       ]);
-      const bridges = docker.networks.flatMap((n) => (n.bridge ? [n.bridge] : []));
+      const bridges = auditBridges(docker, [live.walkers.ipv4.tables, live.walkers.ipv6.tables]);
       const rows = await audit(auditTargets(docker.containers, sockets.sockets), live.walkers, live.host, bridges);
       const findings = auditFindings(rows, loaded?.policy, file, docker, sockets);
       print(opts.json ? [JSON.stringify(auditJson(findings), null, 2)] : humanAudit(findings));

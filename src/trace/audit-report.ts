@@ -9,6 +9,7 @@ import path from "node:path";
 import type { Opening, Policy } from "../policy/types.js";
 import type { ContainerFacts, DockerFacts } from "../facts/types.js";
 import type { ListeningSocket, ListeningSockets } from "../facts/sockets.js";
+import type { SavedState } from "../backends/iptables/save-parser.js";
 import { escapeControls } from "../policy/quote.js";
 import { describeReach, type AuditRow, type AuditTarget } from "./audit.js";
 
@@ -57,6 +58,31 @@ export function declaredPublic(policy: Policy | undefined, t: AuditTarget, conta
     const c = containers.find((c) => c.name === o.container);
     return c?.published.some((p) => p.hostPort === t.port && p.proto === t.proto && opensToAnyone(o, p.containerPort)) ?? false;
   });
+}
+
+/**
+ * Docker's bridges: packets on them come from containers, never from a stranger, so audit does not
+ * trace strangers arriving there. Docker names them; when it cannot be asked, its own rules do:
+ * `-o BRIDGE -j DOCKER` in filter (FORWARD on 20.10, DOCKER-BRIDGE on 28) and `-i BRIDGE -j RETURN`
+ * in nat DOCKER. Without this a bridge with a name of its own (com.docker.network.bridge.name)
+ * would count as an outside interface, and every port as open to anyone through it.
+ */
+export function auditBridges(docker: DockerFacts, tables: SavedState[]): string[] {
+  if (docker.reachable) return docker.networks.flatMap((n) => (n.bridge ? [n.bridge] : []));
+  const names = new Set<string>();
+  for (const t of tables) {
+    for (const chain of t.get("filter")?.chains.values() ?? []) {
+      for (const rule of chain.rules) {
+        const m = /^-o (\S+) -j DOCKER$/.exec(rule);
+        if (m) names.add(m[1]!);
+      }
+    }
+    for (const rule of t.get("nat")?.chains.get("DOCKER")?.rules ?? []) {
+      const m = /^-i (\S+) -j RETURN$/.exec(rule);
+      if (m) names.add(m[1]!);
+    }
+  }
+  return [...names].sort();
 }
 
 export interface AuditFindings {

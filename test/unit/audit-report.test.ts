@@ -7,7 +7,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { auditExitCode, auditFindings, auditJson, auditTargets, humanAudit, AUDIT_EXIT } from "../../src/trace/audit-report.js";
+import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit, AUDIT_EXIT } from "../../src/trace/audit-report.js";
+import { parseSave } from "../../src/backends/iptables/save-parser.js";
+import { DOCKER_20_10_SAVE, DOCKER_28_SAVE } from "./docker-layout.js";
 import type { AuditRow } from "../../src/trace/audit.js";
 import { socketOwners, SCAN_LIMITS, type ProcSource } from "../../src/facts/socket-owners.js";
 import { readListeningSockets } from "../../src/facts/sockets.js";
@@ -144,4 +146,12 @@ test("the real /proc: a socket this process listens on shows this process", asyn
   } finally {
     server.close();
   }
+});
+
+test("Docker unreachable: its bridges are read from its own rules (20.10 and 28), so a bridge with its own name is not taken for an outside interface", () => {
+  const named = DOCKER_20_10_SAVE.replace("-A DOCKER -i docker0 -j RETURN", "-A DOCKER -i docker0 -j RETURN\n-A DOCKER -i dw-app -j RETURN");
+  assert.deepEqual(auditBridges(DOCKER_DOWN, [parseSave(named)]), ["docker0", "dw-app"]);
+  assert.deepEqual(auditBridges(DOCKER_DOWN, [parseSave(DOCKER_28_SAVE)]), ["bridge1", "docker0"]);
+  // Docker reachable: its own list, whatever the rules say.
+  assert.deepEqual(auditBridges({ ...DOCKER_UP, networks: [{ id: "n", name: "appnet", driver: "bridge", bridge: "dw-app", subnets: [] }] }, [parseSave(named)]), ["dw-app"]);
 });
