@@ -33,10 +33,13 @@ export function auditTargets(containers: ContainerFacts[], sockets: ListeningSoc
   const v4 = new Set(own.filter((s) => s.family === "ipv4").map(key));
   for (const s of own) {
     const process = s.process ? { process: s.process } : {};
-    targets.push({ kind: "host", proto: s.proto, port: s.port, family: s.family, bind: s.address, what: "host socket", ...process });
+    // docker-proxy's socket Docker did not list (Docker not reachable): a published port all the same,
+    // which the policy's by-port `containers:` entries may declare public.
+    const [kind, what] = s.process?.name === "docker-proxy" ? (["container", "published port"] as const) : (["host", "host socket"] as const);
+    targets.push({ kind, proto: s.proto, port: s.port, family: s.family, bind: s.address, what, ...process });
     // A socket on [::] takes IPv4 too unless it is IPV6_ONLY; with no IPv4 socket on the port, count it for both.
     if (s.family === "ipv6" && s.address === "::" && !v4.has(key(s))) {
-      targets.push({ kind: "host", proto: s.proto, port: s.port, family: "ipv4", bind: "0.0.0.0", what: "host socket ([::], dual-stack)", ...process });
+      targets.push({ kind, proto: s.proto, port: s.port, family: "ipv4", bind: "0.0.0.0", what: `${what} ([::], dual-stack)`, ...process });
     }
   }
   const seen = new Set<string>();
@@ -142,7 +145,7 @@ export function humanAudit(f: AuditFindings): string[] {
   if (!f.docker.reachable) {
     const why = f.docker.error !== undefined ? `: ${escapeControls(f.docker.error)}` : "";
     lines.push(`published ports: UNKNOWN, Docker is not reachable${why}`);
-    lines.push("  a port Docker publishes is not listed above, and may be open to anyone; its docker-proxy sockets show as host sockets");
+    lines.push("  a port Docker publishes without docker-proxy is not listed above, and may be open to anyone; a rule naming a container cannot be told from a hole");
   }
   if (f.holes.length === 0) {
     const unknown = f.rows.filter((r) => r.reach.who === "unknown").length;

@@ -82,6 +82,7 @@ describe("status and audit on Docker 20.10 (docker-proxy): what they say is what
     assert.equal(proc(9100), "socat");
     // The database's published port, seen only as docker-proxy's socket with Docker unreachable.
     assert.equal(proc(5432), "docker-proxy");
+    assert.equal(report.rows.find((r) => r.target.port === 5432)?.target.what, "published port");
     const text = await lab.dockwall(["audit", "-c", policy], undefined, { DOCKER_HOST: `unix://${path.join(lab.workDir, "no-docker.sock")}` });
     assert.match(text.stdout, /^published ports: UNKNOWN, Docker is not reachable/m);
     assert.match(text.stdout, /^cannot tell: Docker's published ports are unknown; /m);

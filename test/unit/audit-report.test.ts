@@ -155,3 +155,14 @@ test("Docker unreachable: its bridges are read from its own rules (20.10 and 28)
   // Docker reachable: its own list, whatever the rules say.
   assert.deepEqual(auditBridges({ ...DOCKER_UP, networks: [{ id: "n", name: "appnet", driver: "bridge", bridge: "dw-app", subnets: [] }] }, [parseSave(named)]), ["dw-app"]);
 });
+
+test("Docker unreachable: docker-proxy's socket is a published port, which a by-port containers: entry declares public", () => {
+  const t = auditTargets([], [{ proto: "tcp", family: "ipv4", address: "0.0.0.0", port: 8080, inode: 9, process: { pid: 300, name: "docker-proxy" } }]);
+  assert.deepEqual(t.map((x) => [x.kind, x.what]), [["container", "published port"]]);
+  const row: AuditRow = { target: t[0]!, reach: { who: "anyone" } };
+  // The fixture policy opens published port 8080 to anyone (containers:, by port).
+  const f = auditFindings([row], policy(), "/etc/dockwall/dockwall.yaml", DOCKER_DOWN, { sockets: [] });
+  assert.deepEqual(f.holes, []);
+  assert.equal(auditExitCode(f), AUDIT_EXIT.cannotTell);
+  assert.match(humanAudit(f)[1]!, /^8080\/tcp\s+IPv4\s+published port: docker-proxy \(pid 300\)\s+anyone$/);
+});
