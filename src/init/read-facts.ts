@@ -19,7 +19,7 @@ export async function readInitFacts(): Promise<{ ok: true; facts: InitFacts } | 
  */
 async function readSockets(): Promise<InitFacts["sockets"]> {
   const failures: string[] = [];
-  const list = await readListeningSockets((f) =>
+  const { sockets: list } = await readListeningSockets((f) =>
     readFile(f, "utf8").catch((e: NodeJS.ErrnoException) => {
       if (!(e.code === "ENOENT" && /6$/.test(f))) failures.push(`${f}: ${e.message}`);
       throw e;

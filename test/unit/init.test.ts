@@ -34,7 +34,7 @@ const container = (name: string, published: ContainerFacts["published"]): Contai
   networks: ["bridge"],
 });
 const tcp = (hostPort: number, containerPort: number, hostIp = "0.0.0.0") => ({ hostIp, hostPort, containerPort, proto: "tcp" as const });
-const socket = (proto: "tcp" | "udp", address: string, port: number): ListeningSocket => ({ proto, family: address.includes(":") ? "ipv6" : "ipv4", address, port });
+const socket = (proto: "tcp" | "udp", address: string, port: number): ListeningSocket => ({ proto, family: address.includes(":") ? "ipv6" : "ipv4", address, port, inode: port });
 const session = (line: string): SshSession => {
   const p = parseSshConnection(line, "SSH_CONNECTION");
   assert.ok(p.ok);
