@@ -6,6 +6,7 @@ import { audit } from "../trace/audit.js";
 import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit } from "../trace/audit-report.js";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets } from "../facts/sockets.js";
+import { readFirewallReport } from "../facts/firewall-report.js";
 import { readPolicy } from "../pipeline.js";
 
 export { auditTargets, declaredPublic } from "../trace/audit-report.js";
@@ -23,15 +24,17 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { config?: string; json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
       const file = opts.config ?? (existsSync(DEFAULT_POLICY) ? DEFAULT_POLICY : undefined);
+      const nf = await netfilterFor(ctx);
       const [live, docker, sockets, loaded] = await Promise.all([
-        Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner)]).then(([nf, host]) => readLiveRules(nf, host)),
+        readTraceHost(ctx.runner).then((host) => readLiveRules(nf, host)),
         readDockerFacts(),
         readListeningSockets(),
         file === undefined ? Promise.resolve(undefined) : readPolicy(file),
       ]);
       const bridges = auditBridges(docker, [live.walkers.ipv4.tables, live.walkers.ipv6.tables]);
       const rows = await audit(auditTargets(docker.containers, sockets.sockets), live.walkers, live.host, bridges);
-      const findings = auditFindings(rows, loaded?.policy, file, docker, sockets);
+      const firewall = await readFirewallReport(ctx.runner, docker, nf.variant);
+      const findings = { ...auditFindings(rows, loaded?.policy, file, docker, sockets), firewall };
       print(opts.json ? [JSON.stringify(auditJson(findings), null, 2)] : humanAudit(findings));
       const code = auditExitCode(findings);
       if (code !== 0) throw new Exit(code);

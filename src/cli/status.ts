@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { Exit, makeContext, netfilterFor, print, warn, type GlobalOptions } from "./common.js";
 import { readStatus, statusExitCode } from "../status/report.js";
 import { humanStatus } from "../status/human.js";
+import { readEngineInfo } from "../facts/docker.js";
+import { readFirewallReport } from "../facts/firewall-report.js";
 
 export function registerStatus(program: Command): void {
   program
@@ -14,7 +16,9 @@ export function registerStatus(program: Command): void {
     )
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const report = await readStatus({ nf: await netfilterFor(ctx), store: ctx.store, warn: (l) => warn([l]) });
+      const nf = await netfilterFor(ctx);
+      const firewall = readEngineInfo().then((docker) => readFirewallReport(ctx.runner, docker, nf.variant));
+      const report = await readStatus({ nf, store: ctx.store, warn: (l) => warn([l]), firewall });
       print(opts.json ? [JSON.stringify(report, null, 2)] : humanStatus(report));
       const code = statusExitCode(report);
       if (code !== 0) throw new Exit(code);

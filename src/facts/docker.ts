@@ -52,6 +52,19 @@ export async function readDockerFacts(endpoint: EngineEndpoint = endpointFromEnv
   }
 }
 
+/**
+ * Only /info: the Engine's version and firewall back end, for `status` (which needs no container).
+ * Never throws for the Engine, as readDockerFacts.
+ */
+export async function readEngineInfo(endpoint: EngineEndpoint = endpointFromEnv()): Promise<DockerFacts> {
+  try {
+    const info = checked<ApiInfo>("/info", await engineGet<unknown>(endpoint, "/info"), checkInfo);
+    return { reachable: true, version: info.ServerVersion, firewallBackend: info.FirewallBackend?.Driver, containers: [], networks: [] };
+  } catch (e) {
+    return { reachable: false, error: (e as Error).message, containers: [], networks: [] };
+  }
+}
+
 export function toContainerFacts(c: ApiContainer): ContainerFacts {
   const nets = c.NetworkSettings?.Networks ?? {};
   const published: PublishedPort[] = [];

@@ -30,7 +30,7 @@ export interface LiveDockerTables {
 /** Docker's back-end names are short words; anything else from a hostile engine is not repeated. */
 const BACKEND_NAME = /^[a-z0-9][a-z0-9+._-]{0,39}$/;
 
-export function firewallReport(docker: DockerFacts, host: HostFacts, live?: LiveDockerTables): FirewallReport {
+export function firewallReport(docker: DockerFacts, host: Pick<HostFacts, "iptables">, live?: LiveDockerTables): FirewallReport {
   const base = { dockerVersion: docker.reachable ? docker.version : undefined, iptables: host.iptables };
   if (docker.reachable) {
     const said = docker.firewallBackend;
@@ -64,4 +64,9 @@ export async function readLiveDockerTables(runner: Runner, variant: IptablesVari
     nftablesBackend: !!tables && tables.code === 0 && /^table ip6? docker-bridges$/m.test(tables.stdout),
     iptablesChains: !!filter && filter.code === 0 && /^:DOCKER(-USER)? /m.test(filter.stdout),
   };
+}
+
+/** The report for this host: Docker's word when it answers, the live tables (read only then) when it does not. */
+export async function readFirewallReport(runner: Runner, docker: DockerFacts, iptables: IptablesVariant): Promise<FirewallReport> {
+  return firewallReport(docker, { iptables }, docker.reachable ? undefined : await readLiveDockerTables(runner, iptables));
 }

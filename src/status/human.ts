@@ -2,6 +2,7 @@
 import path from "node:path";
 import { escapeControls } from "../policy/quote.js";
 import { describeJumps } from "./jumps.js";
+import { describeFirewall } from "../facts/firewall-report.js";
 import type { RuleDrift, SetDrift } from "./drift.js";
 import type { ConfirmPending, StatusReport } from "./report.js";
 
@@ -14,6 +15,7 @@ export function humanStatus(r: StatusReport): string[] {
   if (!r.applied) lines.push(`nothing applied by dockwall ${variant}`);
   else if (!r.holdsRules) lines.push(`applied ${r.appliedAt} from ${text(r.source!)}: no dockwall rules or sets ${variant}`);
   else lines.push(`applied ${r.appliedAt} from ${text(r.source!)} ${variant}`);
+  if (r.firewall) lines.push(text(describeFirewall(r.firewall)));
   if (r.unrecorded) {
     lines.push(`  but the kernel holds dockwall chains, jumps or sets that no record in ${text(r.stateDir)} accounts for`);
     lines.push("  take them over with: dockwall apply -c POLICY_FILE   or out with: dockwall remove");

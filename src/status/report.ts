@@ -15,6 +15,7 @@ import type { AppliedRecord, StateStore } from "../apply/state-store.js";
 import { readDegraded, type DegradedNote } from "../daemon/degraded.js";
 import { kernelJumps, type KernelJumps } from "./jumps.js";
 import { ruleDrift, setDrift, type RuleDrift, type SetDrift } from "./drift.js";
+import type { FirewallReport } from "../facts/firewall-report.js";
 
 /** The version of the `status --json` shape: raised when a field changes meaning or is removed. */
 export const STATUS_FORMAT = 1;
@@ -58,6 +59,8 @@ export interface StatusReport {
   repair?: string;
   families: Record<Family, FamilyStatus>;
   sets: { name: string; family: string; members: number }[];
+  /** Which Docker and firewall back end, and who says so (facts/firewall-report.ts); absent when not asked. */
+  firewall?: FirewallReport;
 }
 
 export interface ConfirmPending {
@@ -79,6 +82,8 @@ export interface StatusInputs {
   now?: number;
   /** Where a degraded note that cannot be read is reported (it does not stop status). */
   warn?: (line: string) => void;
+  /** Which Docker and back end, read beside the kernel (the CLI asks Docker's /info). */
+  firewall?: Promise<FirewallReport>;
 }
 
 /** Reads the kernel (with counters, once per family) and the state directory. Throws StateFileError for a record that is not valid. */
@@ -86,7 +91,7 @@ export async function readStatus(inputs: StatusInputs): Promise<StatusReport> {
   const { nf, store } = inputs;
   const now = inputs.now ?? Date.now();
   // Strict: a state file that is not valid is reported (exit 2), never read as "nothing applied".
-  const [current, pending, window] = await Promise.all([store.current(), store.pending(), readWindow(store)]);
+  const [current, pending, window, firewall] = await Promise.all([store.current(), store.pending(), readWindow(store), inputs.firewall]);
   const [v4, v6, setsText] = await Promise.all([nf.save("ipv4", { counters: true }), nf.save("ipv6", { counters: true }), nf.ipsetSave()]);
   const saved: Record<Family, SavedState> = { ipv4: parseSave(v4), ipv6: parseSave(v6) };
   const liveSets = parseIpsetSave(setsText);
@@ -126,6 +131,7 @@ export async function readStatus(inputs: StatusInputs): Promise<StatusReport> {
     ...(current && drifted ? { repair: repairCommand(current, policyFile) } : {}),
     families,
     sets: [...liveSets.values()].map((s) => ({ name: s.name, family: s.family, members: s.members.length })),
+    ...(firewall ? { firewall } : {}),
   };
 }
 

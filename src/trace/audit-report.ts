@@ -6,6 +6,7 @@
  * ports are unknown. Pure.
  */
 import path from "node:path";
+import { describeFirewall, type FirewallReport } from "../facts/firewall-report.js";
 import type { Opening, Policy } from "../policy/types.js";
 import type { ContainerFacts, DockerFacts } from "../facts/types.js";
 import type { ListeningSocket, ListeningSockets } from "../facts/sockets.js";
@@ -96,6 +97,8 @@ export interface AuditFindings {
   policyFile?: string;
   docker: Pick<DockerFacts, "reachable" | "error">;
   sockets: Pick<ListeningSockets, "ownersIncomplete">;
+  /** Which Docker and firewall back end, and who says so. */
+  firewall?: FirewallReport;
 }
 
 export function auditFindings(rows: AuditRow[], policy: Policy | undefined, file: string | undefined, docker: DockerFacts, sockets: ListeningSockets): AuditFindings {
@@ -116,14 +119,19 @@ export function auditExitCode(f: AuditFindings): number {
   return AUDIT_EXIT.clear;
 }
 
+/** The version of the `audit --json` shape: raised when a field changes meaning or is removed. */
+export const AUDIT_FORMAT = 1;
+
 export function auditJson(f: AuditFindings): unknown {
   return {
+    format: AUDIT_FORMAT,
     policy: f.policyFile ?? null,
     docker: f.docker.reachable,
     ...(f.docker.error !== undefined ? { dockerError: f.docker.error } : {}),
     publishedPorts: f.docker.reachable ? "listed" : "unknown",
     ...(f.sockets.ownersIncomplete !== undefined ? { processesIncomplete: f.sockets.ownersIncomplete } : {}),
     rows: f.rows.map((r) => ({ ...r, intended: !f.holes.includes(r) })),
+    ...(f.firewall ? { firewall: f.firewall } : {}),
   };
 }
 
@@ -137,6 +145,7 @@ export function humanAudit(f: AuditFindings): string[] {
     const who = r.reach.who === "unknown" ? `unknown: ${r.reach.reason}` : describeReach(r.reach);
     lines.push(`${`${t.port}/${t.proto}`.padEnd(10)}${(t.family === "ipv4" ? "IPv4" : "IPv6").padEnd(7)}${whats[i]!.padEnd(width)}${who}${mark}`);
   });
+  if (f.firewall) lines.push(escapeControls(describeFirewall(f.firewall)));
   if (f.sockets.ownersIncomplete !== undefined) lines.push(`(a socket's process may be missing: ${escapeControls(f.sockets.ownersIncomplete)})`);
   const declared = f.policyFile ? `what ${escapeControls(f.policyFile)} declares public` : "nothing";
   if (f.holes.length > 0) {

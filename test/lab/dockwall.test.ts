@@ -94,6 +94,19 @@ for (const mode of MODES) {
       assert.equal(JSON.parse(status.stdout).inSync, true);
     });
 
+    it("status and audit say which Docker, which firewall back end and who says so, and which iptables dockwall writes", async () => {
+      // 28.1 and later report FirewallBackend in /info; 20.10 does not, and has only iptables.
+      const expected = { backend: "iptables", backendFrom: mode.docker === "28" ? "docker" : "docker version", iptables: "nft" };
+      const status = JSON.parse((await lab.dockwall(["status", "--json"])).stdout) as { firewall: Record<string, string> };
+      assert.deepEqual({ ...status.firewall, dockerVersion: undefined }, { ...expected, dockerVersion: undefined });
+      assert.ok(status.firewall.dockerVersion?.startsWith(`${mode.docker}.`), status.firewall.dockerVersion);
+      const human = await lab.dockwall(["status"]);
+      assert.match(human.stdout, new RegExp(`^Docker ${(mode.docker ?? "").replace(".", "\\.")}\\.\\S*, firewall back end iptables \\(.+\\); dockwall writes iptables-nft$`, "m"));
+      const audit = JSON.parse((await lab.dockwall(["audit", "-c", policy, "--json"])).stdout) as { format: number; firewall: Record<string, string> };
+      assert.equal(audit.format, 1);
+      assert.deepEqual(audit.firewall, status.firewall);
+    });
+
     it("replies and the containers' own outgoing connections keep working", async () => {
       // The stranger cannot connect in, but a container and the host can connect out to it.
       const listener = lab.spawnIn(lab.clients.stranger.ns, "socat", ["TCP-LISTEN:7777,fork,reuseaddr", "SYSTEM:echo outside"]);

@@ -60,3 +60,13 @@ test("readLiveDockerTables: Docker 29's docker-bridges table, Docker's iptables 
   const lookalike = await readLiveDockerTables(runnerWith("table inet docker-bridges\ntable ip docker-bridges-old\n", ""), "nft");
   assert.equal(lookalike.nftablesBackend, false);
 });
+
+test("audit --json carries its format and the report; the human audit says it in one line", async () => {
+  const { auditJson, humanAudit } = await import("../../src/trace/audit-report.js");
+  const firewall = firewallReport(reachable({ version: "28.5.2", firewallBackend: "iptables" }), host);
+  const findings = { rows: [], holes: [], docker: { reachable: true }, sockets: {}, firewall };
+  const json = auditJson(findings) as { format: number; firewall: unknown };
+  assert.equal(json.format, 1);
+  assert.deepEqual(json.firewall, firewall);
+  assert.ok(humanAudit(findings).includes("Docker 28.5.2, firewall back end iptables (Docker says so); dockwall writes iptables-nft"));
+});
