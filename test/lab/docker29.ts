@@ -157,6 +157,15 @@ export function iptablesForContainer(c: { address: string; hostPort: number; con
   ];
 }
 
+/**
+ * Docker's table as this machine's nft (1.0.6) reads it: it knows the priority name `dstnat` on the
+ * prerouting hook only, and Docker's document (printed by a newer nft) names it on output too. The
+ * number is the same (NF_IP_PRI_NAT_DST, -100), so the chain is the same.
+ */
+export function forThisNft(text: string): string {
+  return text.replace(/type nat hook output priority dstnat;/g, "type nat hook output priority -100;");
+}
+
 /** The lab with a Docker 29 stand-in instead of dockerd. */
 export class Docker29Lab extends Lab {
   readonly containers: StandInContainer[] = [WEB];
@@ -253,7 +262,7 @@ export class Docker29Lab extends Lab {
 
   /** Both docker-bridges tables replaced in one transaction: dockwall's tables (ip filter, ip mangle) are not touched. */
   private async loadNft(transform: (table: string) => string = (t) => t): Promise<void> {
-    const table = transform(this.nftDocker);
+    const table = forThisNft(transform(this.nftDocker));
     const script = [
       "add table ip docker-bridges", "delete table ip docker-bridges", labIpv4(table),
       "add table ip6 docker-bridges", "delete table ip6 docker-bridges", labIpv6(table),
