@@ -175,12 +175,28 @@ function compileOnThisHost(policy: Policy, facts: Facts, sets: IpSetSpec[]): Rul
   }
 }
 
+/**
+ * Docker's nftables back end (29) keeps its rules in its own `docker-bridges` tables, with no
+ * DOCKER-USER. dockwall's rules still hold beside them when they go through iptables-nft: every
+ * nf_tables base chain on a hook sees the packet, and a drop in any of them is final whatever the
+ * priorities, so Docker's accept cannot undo dockwall's drop. Through iptables-legacy the rules would
+ * sit in x_tables, which `nft list ruleset` (and so Docker's own view, and anyone reading it) never
+ * shows: refused. With no iptables at all nothing could be written: refused, saying so.
+ */
 function refuseUnsupported(facts: Facts): void {
   const backend = facts.docker.firewallBackend ?? "";
-  if (backend.startsWith("nftables")) {
+  if (!backend.startsWith("nftables")) return;
+  if (facts.host.iptablesMissing) {
     throw new UnsupportedHost(
-      `Docker uses its nftables firewall back end (${backend}); dockwall ${VERSION} writes iptables rules, ` +
-        `which would not be ordered against Docker's. Run dockerd with its iptables back end, or wait for dockwall's nftables support.`,
+      `Docker uses its nftables firewall back end (${backend}) and this host has no iptables (iptables-nft-restore not found); ` +
+        `dockwall ${VERSION} writes its rules through iptables-nft: install iptables (the nf_tables variant). A native nftables back end is a later step.`,
+    );
+  }
+  if (facts.host.iptables === "legacy") {
+    throw new UnsupportedHost(
+      `Docker uses its nftables firewall back end (${backend}) and this host's iptables is iptables-legacy; ` +
+        `dockwall ${VERSION} would write x_tables rules beside Docker's nftables tables, where \`nft list ruleset\` never shows them. ` +
+        `Make iptables-nft the host's iptables (update-alternatives --set iptables /usr/sbin/iptables-nft, and the same for ip6tables).`,
     );
   }
 }

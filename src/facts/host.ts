@@ -2,14 +2,32 @@
  * The host as dockwall sees it: interfaces with their addresses, and which iptables back end holds
  * Docker's rules. Read-only.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
+import path from "node:path";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import type { Runner } from "../exec/runner.js";
 import type { HostFacts, HostInterface, IptablesVariant } from "./types.js";
 
-export async function readHostFacts(runner: Runner): Promise<{ host: HostFacts; warnings: string[] }> {
-  return { host: { interfaces: readInterfaces(), iptables: await detectIptablesVariant(runner) }, warnings: [] };
+export async function readHostFacts(runner: Runner, onPath: (command: string) => boolean = commandOnPath): Promise<{ host: HostFacts; warnings: string[] }> {
+  const iptables = await detectIptablesVariant(runner);
+  const missing = !onPath(`iptables-${iptables}-restore`);
+  return { host: { interfaces: readInterfaces(), iptables, ...(missing ? { iptablesMissing: true } : {}) }, warnings: [] };
+}
+
+/** Whether PATH holds an executable of that name: looked up on disk, no process started (apply's speed). */
+export function commandOnPath(command: string, searchPath: string = process.env.PATH ?? ""): boolean {
+  return searchPath
+    .split(":")
+    .filter((dir) => dir !== "")
+    .some((dir) => {
+      try {
+        accessSync(path.join(dir, command), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** The sources of the interface list; injectable for tests. */

@@ -51,6 +51,8 @@ export interface HostFacts {
   interfaces: HostInterface[];
   /** Which iptables variant holds Docker's rules (or the system default when Docker has none). */
   iptables: IptablesVariant;
+  /** true when that variant's iptables-restore is not on PATH: nothing could be written. */
+  iptablesMissing?: boolean;
 }
 
 export interface Facts {

@@ -93,7 +93,7 @@ export class Lab {
   /** The environment of every long-running process the lab starts: tagged, so none can outlive it unseen (leftovers.ts). */
   private readonly env: NodeJS.ProcessEnv;
 
-  private constructor(
+  protected constructor(
     readonly id: string,
     readonly workDir: string,
     readonly options: LabOptions,
@@ -134,7 +134,7 @@ export class Lab {
 
   // ---- network -------------------------------------------------------------------------------
 
-  private async buildNetwork(): Promise<void> {
+  protected async buildNetwork(): Promise<void> {
     const all = [this.segNs, this.hostNs, ...Object.values(this.clients).map((c) => c.ns)];
     for (const ns of all) {
       await this.ok("ip", ["netns", "add", ns]);

@@ -1,7 +1,8 @@
 /**
  * Docker 28's iptables layout (DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL, raw-table
  * drops; docker-layout.ts) under dockwall: the same placement holds, Docker's rules are never
- * touched, remove leaves exactly Docker's layout. And Docker's nftables back end (29) is refused.
+ * touched, remove leaves exactly Docker's layout. Docker's nftables back end (29) is accepted when
+ * dockwall writes through iptables-nft, and refused through iptables-legacy or with no iptables.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,10 @@ import { apply } from "../../src/apply/apply.js";
 import { emptyState, render } from "../../src/backends/rendered.js";
 import { compile } from "../../src/compile/index.js";
 import { compilePolicy, UnsupportedHost } from "../../src/pipeline.js";
+import { commandOnPath, readHostFacts } from "../../src/facts/host.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import type { Facts } from "../../src/facts/types.js";
 import { policy as basePolicy } from "./fixtures.js";
 import type { Runner } from "../../src/exec/runner.js";
@@ -76,18 +81,58 @@ test("on Docker 28's layout dockwall's jumps come first and Docker's rules stay 
   assert.equal(dockerPart(fake), docker, "remove leaves exactly Docker's layout");
 });
 
-test("Docker's nftables firewall back end is refused before anything is read from the kernel", async () => {
-  const calls: string[] = [];
-  const runner: Runner = {
+/** A runner that records every command and runs none: the refusals must come before any. */
+function refusingRunner(calls: string[]): Runner {
+  return {
     run: async (cmd) => {
       calls.push(cmd);
       throw new Error(`nothing may run: ${cmd}`);
     },
   };
-  const nftablesDocker = { facts: { ...facts, docker: { ...facts.docker, firewallBackend: "nftables" } }, warnings: [] };
+}
+
+const nftablesDocker = (host: Facts["host"]) => ({ facts: { ...facts, docker: { ...facts.docker, version: "29.0.1", firewallBackend: "nftables" }, host }, warnings: [] });
+
+test("Docker's nftables back end with iptables-legacy is refused before anything is read from the kernel", async () => {
+  const calls: string[] = [];
   await assert.rejects(
-    compilePolicy("/nonexistent/dockwall.yaml", runner, undefined, Promise.resolve(nftablesDocker)),
-    (e: unknown) => e instanceof UnsupportedHost && /Docker uses its nftables firewall back end \(nftables\)/.test(e.message),
+    compilePolicy("/nonexistent/dockwall.yaml", refusingRunner(calls), undefined, Promise.resolve(nftablesDocker({ interfaces: [], iptables: "legacy" }))),
+    (e: unknown) => e instanceof UnsupportedHost && /nftables firewall back end \(nftables\) and this host's iptables is iptables-legacy/.test(e.message),
   );
   assert.deepEqual(calls, []);
+});
+
+test("Docker's nftables back end on a host without iptables is refused, saying so", async () => {
+  const calls: string[] = [];
+  await assert.rejects(
+    compilePolicy("/nonexistent/dockwall.yaml", refusingRunner(calls), undefined, Promise.resolve(nftablesDocker({ interfaces: [], iptables: "nft", iptablesMissing: true }))),
+    (e: unknown) => e instanceof UnsupportedHost && /this host has no iptables \(iptables-nft-restore not found\)/.test(e.message),
+  );
+  assert.deepEqual(calls, []);
+});
+
+test("Docker's nftables back end with iptables-nft compiles: dockwall's drops are final beside Docker's tables", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "dockwall-d29-"));
+  try {
+    const file = path.join(dir, "dockwall.yaml");
+    await writeFile(file, "containers:\n  - port: 8080\n    from: [203.0.113.7]\n");
+    const compiled = await compilePolicy(file, refusingRunner([]), undefined, Promise.resolve(nftablesDocker({ interfaces: [], iptables: "nft" })));
+    assert.equal(compiled.netfilter.variant, "nft");
+    const forward = compiled.desired.ipv4.chains.find((c) => c.table === "mangle" && c.name === "DOCKWALL-FORWARD-OUTSIDE");
+    assert.ok(forward && forward.rules.some((r) => r.startsWith("-s 203.0.113.7/32 ")), "dockwall's FORWARD filter is compiled for Docker 29's nftables host");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the host facts say when the variant's iptables-restore is not on PATH, without starting a process", async () => {
+  const runner: Runner = { run: async (cmd) => (cmd === "iptables" ? { code: 0, stdout: "iptables v1.8.9 (nf_tables)\n", stderr: "" } : { code: 1, stdout: "", stderr: "" }) };
+  const looked: string[] = [];
+  const without = await readHostFacts(runner, (c) => (looked.push(c), false));
+  assert.equal(without.host.iptablesMissing, true);
+  assert.deepEqual(looked, ["iptables-nft-restore"]);
+  const withIt = await readHostFacts(runner, () => true);
+  assert.equal(withIt.host.iptablesMissing, undefined);
+  assert.equal(commandOnPath("sh", "/nonexistent:/bin:/usr/bin"), true);
+  assert.equal(commandOnPath("no-such-command-dockwall", "/bin:/usr/bin"), false);
 });
