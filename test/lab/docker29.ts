@@ -1,7 +1,7 @@
 /**
  * A stand-in for Docker 29 in the lab (no Docker 29 package reaches this machine, LAB.md): the
  * lab's outside segment and clients (lab.ts), and in the host namespace what Docker 29 leaves there
- * for the `usernet-portmap` scenario of ../shared/docker-rules/: the bridges docker0 and bridge1,
+ * for the `usernet-portmap` scenario of Docker's generated rules (test/lab/docker-rules/): the bridges docker0 and bridge1,
  * one container namespace on bridge1 with a real listener on port 80 (published as 8080), Docker's
  * own rules loaded into the kernel exactly as Docker writes them (iptables back end: its filter, nat
  * and raw tables through iptables-restore; nftables back end: its `ip docker-bridges` table through
@@ -28,7 +28,8 @@ import { LAB_TAG } from "./leftovers.js";
 export type FirewallBackend = "iptables" | "nftables";
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
-const RULES = path.resolve(REPO, "..", "shared", "docker-rules");
+// Vendored (docker-rules/README.md): a clean checkout has nothing beside it.
+const RULES = path.join(REPO, "test", "lab", "docker-rules");
 const SCENARIO = "usernet-portmap";
 const API_SERVER = path.join(REPO, "dist/test/lab/docker29-api.js");
 
