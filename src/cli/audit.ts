@@ -4,6 +4,7 @@ import { Exit, DEFAULT_POLICY, makeContext, netfilterFor, print, type GlobalOpti
 import { readLiveRules, readTraceHost } from "../trace/live.js";
 import { audit } from "../trace/audit.js";
 import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit } from "../trace/audit-report.js";
+import { untracedPublishedPorts } from "../trace/untraced-backend.js";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets } from "../facts/sockets.js";
 import { readFirewallReport } from "../facts/firewall-report.js";
@@ -32,9 +33,9 @@ export function registerAudit(program: Command): void {
         file === undefined ? Promise.resolve(undefined) : readPolicy(file),
       ]);
       const bridges = auditBridges(docker, [live.walkers.ipv4.tables, live.walkers.ipv6.tables]);
-      const rows = await audit(auditTargets(docker.containers, sockets.sockets), live.walkers, live.host, bridges);
+      const rows = await audit(auditTargets(docker.containers, sockets.sockets, docker.reachable), live.walkers, live.host, bridges);
       const firewall = await readFirewallReport(ctx.runner, docker, nf.variant);
-      const findings = { ...auditFindings(rows, loaded?.policy, file, docker, sockets), firewall };
+      const findings = { ...auditFindings(untracedPublishedPorts(rows, firewall.backend), loaded?.policy, file, docker, sockets), firewall };
       print(opts.json ? [JSON.stringify(auditJson(findings), null, 2)] : humanAudit(findings));
       const code = auditExitCode(findings);
       if (code !== 0) throw new Exit(code);

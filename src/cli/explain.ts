@@ -8,6 +8,9 @@ import { familyAddresses, outsideInterfaces } from "../trace/audit.js";
 import type { Probe, TraceProto } from "../trace/packet.js";
 import type { Family } from "../policy/types.js";
 import { appliedEntries } from "../trace/applied-entries.js";
+import { untracedVerdict } from "../trace/untraced-backend.js";
+import { readEngineInfo } from "../facts/docker.js";
+import { escapeControls } from "../policy/quote.js";
 import { decisionLine, dockwallDecision, stepOrigin } from "../trace/provenance.js";
 
 interface ExplainOptions {
@@ -53,7 +56,7 @@ export function registerExplain(program: Command): void {
         fail(`--dst ${opts.dst} is not an ${family} address like the source`);
       }
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const [nf, host, applied] = await Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner), appliedEntries(ctx.store)]);
+      const [nf, host, applied, engine] = await Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner), appliedEntries(ctx.store), readEngineInfo()]);
       const live = await readLiveRules(nf, host);
       const outside = outsideInterfaces(live.host, []).filter((i) => familyAddresses(i, family).length > 0);
       const inIface = opts.in ?? route(live.host, source) ?? outside[0]?.name ?? fail(`no interface with an ${family} address; give --in`);
@@ -62,7 +65,7 @@ export function registerExplain(program: Command): void {
       // An interface without an address of its own still takes connections to the host's other addresses.
       const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? outside.flatMap((i) => familyAddresses(i, family))[0] ?? fail(`no ${family} address on this host; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
-      const result = await traceResolving(live.walkers[family], probe);
+      const result = untracedVerdict(await traceResolving(live.walkers[family], probe), engine.firewallBackend);
       const decision = dockwallDecision(result.steps, applied.entries);
       if (opts.json) {
         const steps = result.steps.map((s) => {
@@ -82,8 +85,9 @@ export function registerExplain(program: Command): void {
           lines.push(`    ${s.index === 0 ? "policy" : `#${s.index}`.padEnd(4)} ${s.rule}${s.action.startsWith("policy") ? "" : `  => ${s.action}`}`);
         }
         if (result.dnat) lines.push(`  (DNAT to ${result.dnat.dst}${result.dnat.dport !== undefined ? ` port ${result.dnat.dport}` : ""}; decided on the ${result.path} path)`);
-        if (decision) lines.push(`dockwall: ${decisionLine(decision, applied.policyFile)}`);
-        if (decision && applied.note) lines.push(`  (${applied.note})`);
+        // The description is a kernel comment and the file and note come from the state directory: escaped.
+        if (decision) lines.push(`dockwall: ${escapeControls(decisionLine(decision, applied.policyFile))}`);
+        if (decision && applied.note) lines.push(`  (${escapeControls(applied.note)})`);
         lines.push(`verdict: ${result.verdict.toUpperCase()}${result.reason ? ` (${result.reason})` : ""}`);
         print(lines);
       }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { replaceFile } from "../apply/safe-file.js";
 import { access, constants, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { runOk } from "../exec/runner.js";
@@ -105,7 +106,8 @@ Example:
       // After the service: a completion file that cannot be written must not keep the service from being installed.
       for (const c of completion) {
         await mkdir(path.dirname(c.file), { recursive: true, mode: 0o755 });
-        await writeFile(c.file, c.text, { mode: 0o644 });
+        // As root into folders others may write to (/usr/local is group staff's on Debian): never through a planted link.
+        await replaceFile(c.file, c.text, 0o644);
       }
       if (completion.length > 0) print([`wrote ${completion.map((c) => `${c.file} (${c.shell})`).join(", ")}; a new shell completes dockwall`]);
     });

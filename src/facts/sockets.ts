@@ -24,6 +24,8 @@ export interface ListeningSockets {
   sockets: ListeningSocket[];
   /** Why a socket may show no process though one holds it (socket-owners.ts); absent when the scan was whole. */
   ownersIncomplete?: string;
+  /** /proc/net files that could not be read: sockets may be missing (audit cannot tell). */
+  unreadable?: string[];
 }
 
 const TCP_LISTEN = "0A";
@@ -60,7 +62,20 @@ export async function readListeningSockets(read: (file: string) => Promise<strin
     ["/proc/net/udp", "udp", "ipv4"],
     ["/proc/net/udp6", "udp", "ipv6"],
   ];
-  const all = await Promise.all(files.map(([file, proto, family]) => read(file).then((t) => parseProcNet(t, proto, family), () => [])));
+  // A file that cannot be read is said (audit cannot tell then), never taken for "no sockets"; only a
+  // missing tcp6/udp6 is a host without IPv6.
+  const unreadable: string[] = [];
+  const all = await Promise.all(
+    files.map(([file, proto, family]) =>
+      read(file).then(
+        (t) => parseProcNet(t, proto, family),
+        (e: NodeJS.ErrnoException) => {
+          if (!(e.code === "ENOENT" && file.endsWith("6"))) unreadable.push(`${file}: ${e.code ?? e.message}`);
+          return [];
+        },
+      ),
+    ),
+  );
   // Inode 0: a socket the kernel shows without one (being torn down); it has no owner to find.
   const { owners, incomplete } = await socketOwners(all.flat().flatMap((s) => (s.inode > 0 ? [s.inode] : [])), proc);
   // Several sockets on one address and port (SO_REUSEPORT workers) are one target: the lowest pid names it.
@@ -72,5 +87,5 @@ export async function readListeningSockets(read: (file: string) => Promise<strin
     if (had === undefined) byKey.set(k, owner ? { ...s, process: owner } : s);
     else if (owner && (had.process === undefined || owner.pid < had.process.pid)) had.process = owner;
   }
-  return { sockets: [...byKey.values()], ...(incomplete ? { ownersIncomplete: incomplete } : {}) };
+  return { sockets: [...byKey.values()], ...(incomplete ? { ownersIncomplete: incomplete } : {}), ...(unreadable.length ? { unreadable } : {}) };
 }

@@ -4,7 +4,7 @@ import { escapeControls } from "../policy/quote.js";
 import { describeJumps } from "./jumps.js";
 import { describeFirewall } from "../facts/firewall-report.js";
 import type { RuleDrift, SetDrift } from "./drift.js";
-import type { ConfirmPending, StatusReport } from "./report.js";
+import { shellWord, type ConfirmPending, type StatusReport } from "./report.js";
 
 /** Members listed per set and kind; the rest are counted (`--json` lists them all). */
 const MEMBERS_SHOWN = 10;
@@ -22,20 +22,21 @@ export function humanStatus(r: StatusReport): string[] {
   }
   for (const [f, fam] of Object.entries(r.families)) {
     const chains = Object.entries(fam.chains).map(([n, c]) => `${n} ${c}`).join(", ") || "no dockwall chains";
-    lines.push(`${f}: ${chains}; ${text(describeJumps(fam.jumps))}; dropped ${fam.dropped.packets} packets`);
+    // Chain and set names are the kernel's (anything that starts DOCKWALL-, dw4-), so escaped.
+    lines.push(`${f}: ${text(chains)}; ${text(describeJumps(fam.jumps))}; dropped ${fam.dropped.packets} packets`);
   }
-  for (const s of r.sets) lines.push(`set ${s.name} (${s.family}): ${s.members} members`);
+  for (const s of r.sets) lines.push(`set ${text(s.name)} (${s.family}): ${s.members} members`);
   if (r.awaitingConfirm) lines.push(...confirmLines(r.awaitingConfirm));
   if (r.degraded) {
     const d = r.degraded;
     const what = d.holding === "lock-down" ? "the lock-down (only SSH 22/tcp open from outside)" : `the last applied rules (${text(d.heldSource)})`;
     lines.push(`DEGRADED since ${d.since}: dockwall watch (pid ${d.pid}) cannot apply the policy and holds ${what}: ${d.reason}`);
     lines.push(...d.errors.map((e) => `  ${e}`));
-    lines.push(`  fix the policy (dockwall check -c ${r.policyFile ? text(r.policyFile) : "POLICY_FILE"}): watch applies it as soon as it is written`);
+    lines.push(`  fix the policy (dockwall check -c ${r.policyFile ? text(shellWord(r.policyFile)) : "POLICY_FILE"}): watch applies it as soon as it is written`);
   }
   if (r.interrupted) {
     const i = r.interrupted;
-    const file = path.isAbsolute(i.source) ? text(i.source) : "POLICY_FILE";
+    const file = path.isAbsolute(i.source) ? text(shellWord(i.source)) : "POLICY_FILE";
     lines.push(`INTERRUPTED: the apply of ${text(i.source)} started at ${i.at} (pid ${i.pid}) was stopped part-way; the kernel may hold part of it.`);
     lines.push(`  finish it with: dockwall apply -c ${file}   or go back with: dockwall rollback`);
   }

@@ -188,6 +188,6 @@ async function confirmPending(store: StateStore, w: { deadline: number; appliedA
 }
 
 /** A path as one shell word: quoted when it holds anything but the safe characters. */
-function shellWord(p: string): string {
+export function shellWord(p: string): string {
   return /^[A-Za-z0-9_./+:@%-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`;
 }

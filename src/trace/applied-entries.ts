@@ -3,7 +3,6 @@
  * command, never fatal (explain works without them, and says what it does not know).
  */
 import type { StateStore } from "../apply/state-store.js";
-import { StateFileError } from "../apply/state-store.js";
 import type { EntrySource } from "../compile/entries.js";
 import { digest } from "../inputs.js";
 import { POLICY_LIMIT } from "../policy/limits.js";
@@ -23,8 +22,8 @@ export async function appliedEntries(store: StateStore): Promise<AppliedEntries>
   try {
     record = await store.current();
   } catch (e) {
-    if (!(e instanceof StateFileError)) throw e;
-    return { note: `no policy lines: ${e.message}` };
+    // Whatever stops the record being read (not valid, not readable by this user): explain traces on without lines.
+    return { note: `no policy lines: ${e instanceof Error ? e.message : String(e)}` };
   }
   if (record === undefined) return { note: "no policy lines: nothing has been applied from this state directory" };
   const listed = record.state.entries;

@@ -18,14 +18,14 @@ import { describeReach, type AuditRow, type AuditTarget } from "./audit.js";
 export const AUDIT_EXIT = { clear: 0, holes: 3, cannotTell: 4 } as const;
 
 /** Docker's published ports and the host's other listening sockets, one target per family. */
-export function auditTargets(containers: ContainerFacts[], sockets: ListeningSocket[]): AuditTarget[] {
+export function auditTargets(containers: ContainerFacts[], sockets: ListeningSocket[], dockerReachable = true): AuditTarget[] {
   const targets: AuditTarget[] = [];
   const published = new Set<string>();
   for (const c of containers.filter((c) => c.running)) {
     for (const p of c.published) {
       const family = p.hostIp.includes(":") ? "ipv6" : "ipv4";
       published.add(`${p.proto} ${p.hostPort}`);
-      targets.push({ kind: "container", proto: p.proto, port: p.hostPort, family, bind: p.hostIp || "0.0.0.0", what: `container ${c.name} ${p.containerPort}/${p.proto}` });
+      targets.push({ kind: "container", proto: p.proto, port: p.hostPort, family, bind: p.hostIp || "0.0.0.0", what: `container ${escapeControls(c.name)} ${p.containerPort}/${p.proto}` });
     }
   }
   const key = (s: ListeningSocket) => `${s.proto} ${s.port}`;
@@ -35,8 +35,10 @@ export function auditTargets(containers: ContainerFacts[], sockets: ListeningSoc
   for (const s of own) {
     const process = s.process ? { process: s.process } : {};
     // docker-proxy's socket Docker did not list (Docker not reachable): a published port all the same,
-    // which the policy's by-port `containers:` entries may declare public.
-    const [kind, what] = s.process?.name === "docker-proxy" ? (["container", "published port"] as const) : (["host", "host socket"] as const);
+    // which the policy's by-port `containers:` entries may declare public. Only then: a process names
+    // itself, and with Docker answering, a "docker-proxy" on a port Docker did not publish is a host socket.
+    const proxied = !dockerReachable && s.process?.name === "docker-proxy";
+    const [kind, what] = proxied ? (["container", "published port"] as const) : (["host", "host socket"] as const);
     targets.push({ kind, proto: s.proto, port: s.port, family: s.family, bind: s.address, what, ...process });
     // A socket on [::] takes IPv4 too unless it is IPV6_ONLY; with no IPv4 socket on the port, count it for both.
     if (s.family === "ipv6" && s.address === "::" && !v4.has(key(s))) {
@@ -96,7 +98,7 @@ export interface AuditFindings {
   /** The policy file, absolute; undefined without one. */
   policyFile?: string;
   docker: Pick<DockerFacts, "reachable" | "error">;
-  sockets: Pick<ListeningSockets, "ownersIncomplete">;
+  sockets: Pick<ListeningSockets, "ownersIncomplete" | "unreadable">;
   /** Which Docker and firewall back end, and who says so. */
   firewall?: FirewallReport;
 }
@@ -108,14 +110,14 @@ export function auditFindings(rows: AuditRow[], policy: Policy | undefined, file
     holes,
     ...(file !== undefined ? { policyFile: path.resolve(file) } : {}),
     docker: { reachable: docker.reachable, ...(docker.error !== undefined ? { error: docker.error } : {}) },
-    sockets: sockets.ownersIncomplete !== undefined ? { ownersIncomplete: sockets.ownersIncomplete } : {},
+    sockets: { ...(sockets.ownersIncomplete !== undefined ? { ownersIncomplete: sockets.ownersIncomplete } : {}), ...(sockets.unreadable ? { unreadable: sockets.unreadable } : {}) },
   };
 }
 
 /** A hole found is the answer even when something else is unknown; otherwise anything unknown is "cannot tell". */
 export function auditExitCode(f: AuditFindings): number {
   if (f.holes.length > 0) return AUDIT_EXIT.holes;
-  if (!f.docker.reachable || f.rows.some((r) => r.reach.who === "unknown")) return AUDIT_EXIT.cannotTell;
+  if (!f.docker.reachable || f.sockets.unreadable !== undefined || f.rows.some((r) => r.reach.who === "unknown")) return AUDIT_EXIT.cannotTell;
   return AUDIT_EXIT.clear;
 }
 
@@ -130,6 +132,7 @@ export function auditJson(f: AuditFindings): unknown {
     ...(f.docker.error !== undefined ? { dockerError: f.docker.error } : {}),
     publishedPorts: f.docker.reachable ? "listed" : "unknown",
     ...(f.sockets.ownersIncomplete !== undefined ? { processesIncomplete: f.sockets.ownersIncomplete } : {}),
+    ...(f.sockets.unreadable !== undefined ? { socketsUnreadable: f.sockets.unreadable } : {}),
     rows: f.rows.map((r) => ({ ...r, intended: !f.holes.includes(r) })),
     ...(f.firewall ? { firewall: f.firewall } : {}),
   };
@@ -156,10 +159,17 @@ export function humanAudit(f: AuditFindings): string[] {
     lines.push(`published ports: UNKNOWN, Docker is not reachable${why}`);
     lines.push("  a port Docker publishes without docker-proxy is not listed above, and may be open to anyone; a rule naming a container cannot be told from a hole");
   }
+  if (f.sockets.unreadable !== undefined) lines.push(`host sockets: some cannot be read (${f.sockets.unreadable.map(escapeControls).join("; ")}): sockets may be missing above`);
   if (f.holes.length === 0) {
     const unknown = f.rows.filter((r) => r.reach.who === "unknown").length;
-    if (!f.docker.reachable || unknown > 0) {
-      const what = [!f.docker.reachable ? "Docker's published ports are unknown" : "", unknown > 0 ? `${unknown} verdict${unknown === 1 ? "" : "s"} unknown` : ""].filter(Boolean).join(", ");
+    if (!f.docker.reachable || unknown > 0 || f.sockets.unreadable !== undefined) {
+      const what = [
+        !f.docker.reachable ? "Docker's published ports are unknown" : "",
+        f.sockets.unreadable !== undefined ? "some host sockets cannot be read" : "",
+        unknown > 0 ? `${unknown} verdict${unknown === 1 ? "" : "s"} unknown` : "",
+      ]
+        .filter(Boolean)
+        .join(", ");
       lines.push(`cannot tell: ${what}; of the rest, nothing open to anyone beyond ${declared}`);
     } else {
       lines.push(`nothing open to anyone beyond ${declared}`);

@@ -157,8 +157,12 @@ test("Docker unreachable: its bridges are read from its own rules (20.10 and 28)
 });
 
 test("Docker unreachable: docker-proxy's socket is a published port, which a by-port containers: entry declares public", () => {
-  const t = auditTargets([], [{ proto: "tcp", family: "ipv4", address: "0.0.0.0", port: 8080, inode: 9, process: { pid: 300, name: "docker-proxy" } }]);
+  const proxy = { proto: "tcp" as const, family: "ipv4" as const, address: "0.0.0.0", port: 8080, inode: 9, process: { pid: 300, name: "docker-proxy" } };
+  const t = auditTargets([], [proxy], false);
   assert.deepEqual(t.map((x) => [x.kind, x.what]), [["container", "published port"]]);
+  // With Docker answering, its list is the published ports: a process that calls itself docker-proxy
+  // on a port Docker did not publish is a host socket (a by-port containers: entry cannot make it intended).
+  assert.deepEqual(auditTargets([], [proxy], true).map((x) => [x.kind, x.what]), [["host", "host socket"]]);
   const row: AuditRow = { target: t[0]!, reach: { who: "anyone" } };
   // The fixture policy opens published port 8080 to anyone (containers:, by port).
   const f = auditFindings([row], policy(), "/etc/dockwall/dockwall.yaml", DOCKER_DOWN, { sockets: [] });
