@@ -48,7 +48,7 @@ export function referenceMarkdown(src: ReferenceSources): string {
   for (const key of src.policy.keys) out.push(...keySection(key));
   out.push("### Rules for the whole file", "", ...src.policy.rules.map((r) => `- ${text(r)}`), "");
   out.push("### Example", "", "```yaml", src.policy.example.trimEnd(), "```", "");
-  out.push("## Commands", "", ...commandBody(src.program, [src.program], "Options of every command"));
+  out.push("## Commands", "", ...commandBody(src.program, [src.program], "Options of the program (`--state-dir` goes before or after any command)"));
   for (const { path, command } of commands) {
     out.push(`### ${commandName(path)}`, "", ...commandBody(command, path, "Options"));
   }
@@ -104,8 +104,9 @@ function optionRow(o: CliOption): string {
 
 function argumentRow(a: CliArgument): string {
   const name = `${a.required ? "<" : "["}${a.name}${a.variadic ? "..." : ""}${a.required ? ">" : "]"}`;
-  const choices = a.choices ? ` One of: ${a.choices.map((c) => `\`${c}\``).join(", ")}.` : "";
-  return `| \`${name}\` | ${text(a.description || (a.required ? "required" : "optional"))}${choices} |`;
+  const choices = a.choices ? `One of: ${a.choices.map((c) => `\`${c}\``).join(", ")}.` : "";
+  const what = [a.description ? text(a.description) : a.choices ? "" : a.required ? "required" : "optional", choices].filter((x) => x !== "");
+  return `| \`${name}\` | ${what.join(". ")} |`;
 }
 
 function commandName(path: CliCommand[]): string {
