@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine (run as root):
-# the kernel's firewall tools, Docker Engine 20.10 (docker.io), socat and busybox for the lab image,
+# the kernel's firewall tools, Docker Engine 20.10 (docker.io) and 28 (scripts/docker28.sh), socat and busybox for the lab image,
 # wrk and iperf3 for the data-plane benchmark, systemd for systemd-analyze (the unit test scores the
 # service unit with it), zsh and fish (the completion tests run them), man-db and groff-base (the man
 # page tests render the pages), then the npm packages from package-lock.json.
@@ -33,6 +33,13 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
+# Docker 28 beside 20.10, for the lab's Docker 28 mode (unpacked into /opt/docker28, nothing replaced).
+bash scripts/docker28.sh
+
+# A node_modules that is a symbolic link is another checkout's (a git worktree sharing it): npm ci
+# would empty the folder it points to under that checkout's feet, so it is left alone.
+if [[ -L node_modules ]]; then
+  :
+elif [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
   npm ci --no-audit --no-fund
 fi

@@ -4,6 +4,7 @@
  * (transaction.ts); new sets are created and filled once the policy has validated, while the rules
  * compile; nothing rules use changes before the compile is complete.
  */
+import path from "node:path";
 import type { Runner } from "./exec/runner.js";
 import type { Lock } from "./apply/lock.js";
 import { compiledBefore, ignoreUnreadable, type StateStore } from "./apply/state-store.js";
@@ -30,6 +31,7 @@ export async function applyPolicy(
   const compiling = recorded.then((r) => compilePolicy(file, deps.runner, compiledBefore(r), facts, setsKnown));
   // Warnings are shown as soon as the compile is done, before the kernel changes (or fails to).
   compiling.then((c) => opts.onCompiled?.(c), () => undefined);
-  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, file, { fullRead: opts.fullRead === true, sets, ...(opts.guard ? { guard: opts.guard } : {}) });
+  // Recorded absolute: status names it in its repair hint, and the journal in its way out, wherever they run.
+  const result = await applyWhenReady(netfilter, compiling, deps.store, deps.lock, path.resolve(file), { fullRead: opts.fullRead === true, sets, ...(opts.guard ? { guard: opts.guard } : {}) });
   return { compiled: await compiling, result };
 }

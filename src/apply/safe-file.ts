@@ -17,6 +17,16 @@ export { FileRefused };
 
 /** Replaces `file` with `text`, atomically and durably (a crash leaves the old file or the new one). */
 export async function replaceFile(file: string, text: string, mode = 0o600): Promise<void> {
+  await putInPlace(file, text, mode, (tmp) => rename(tmp, file));
+}
+
+/**
+ * Writes `text` to a new file of a random name beside `file` (created exclusively, never through a
+ * link), syncs it, hands it to `place` (rename over the old file, or link(2) to a name that must not
+ * exist yet), and makes the new name durable by syncing the directory. The temporary name never
+ * outlives the call, whatever `place` does.
+ */
+export async function putInPlace(file: string, text: string, mode: number, place: (tmp: string) => Promise<void>): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(8).toString("hex")}.tmp`);
   const handle = await open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
@@ -24,13 +34,13 @@ export async function replaceFile(file: string, text: string, mode = 0o600): Pro
     await handle.writeFile(text);
     await handle.sync();
     await handle.close();
-    await rename(tmp, file);
-  } catch (e) {
+    await place(tmp);
+  } finally {
     await handle.close().catch(() => undefined);
+    // After a rename the name is gone already; after a link it is the new file's second name.
     await rm(tmp, { force: true });
-    throw e;
   }
-  // The rename itself is durable only once the directory is.
+  // The new name is durable only once the directory is.
   const d = await open(dir, O_RDONLY | O_DIRECTORY);
   try {
     await d.sync();

@@ -8,6 +8,9 @@ import type { DesiredState } from "../backends/rendered.js";
 import type { RenderedChain, RenderedFamily, RenderedJump } from "../backends/iptables/render.js";
 import { familyProblems, isAddressOrNetwork, isDockwallSetName, printable } from "../backends/iptables/rule-check.js";
 import type { IptablesVariant } from "../facts/types.js";
+import { BUILT_IN, ENTRY_ID, KEY_ENTRIES, type EntrySource } from "../compile/entries.js";
+import { entryOfSpec } from "../backends/iptables/entry-tag.js";
+import { POLICY_MAX_ITEMS } from "../policy/limits.js";
 import type { CompileOrigin, GroupFileInput } from "../inputs.js";
 import { scanV4 } from "../policy/addresses.js";
 import { escapeControls } from "../policy/quote.js";
@@ -115,7 +118,54 @@ function desired(data: unknown, p: Problems, where: string): DesiredState | unde
     families[f] = fam;
   }
   if (families.ipv4 === undefined || families.ipv6 === undefined) return undefined;
-  return { ipv4: families.ipv4, ipv6: families.ipv6, sets: valid.map((s) => lazySet(s.name, s.family, s.members, s.count)) };
+  const state: DesiredState = { ipv4: families.ipv4, ipv6: families.ipv6, sets: valid.map((s) => lazySet(s.name, s.family, s.members, s.count)) };
+  // Records written before entries existed have none, and still load.
+  if (o.entries === undefined) return state;
+  const entries = entrySources(o.entries, state, p, `${where}.entries`);
+  return entries === undefined ? undefined : { ...state, entries };
+}
+
+/**
+ * Where each policy entry was written: `explain` and the metrics print these, so each is checked as
+ * closely as the rules: an id as compile/entries.ts makes them, once; a file named on one line; a
+ * line and column. And every entry tag in the state's rules is one of these, a key's or a built-in
+ * one: a rule cannot claim an entry the record does not know.
+ */
+function entrySources(data: unknown, state: DesiredState, p: Problems, where: string): EntrySource[] | undefined {
+  const list = array(data, p, where);
+  if (list === undefined) return undefined;
+  if (list.length > POLICY_MAX_ITEMS) return p.add(`${where}: ${list.length} entries, more than a policy may have (${POLICY_MAX_ITEMS})`);
+  const ids = new Set<string>();
+  const out: EntrySource[] = [];
+  list.forEach((e, i) => {
+    const at = `${where}[${i}]`;
+    const eo = object(e, p, at);
+    if (eo === undefined) return;
+    const id = typeof eo.id === "string" && ENTRY_ID.test(eo.id) ? eo.id : p.add(`${at}.id: not an entry id (lower-case letters, digits and -)`);
+    const file = text1(eo.file, p, `${at}.file`);
+    const line = position(eo.line, p, `${at}.line`);
+    const col = position(eo.col, p, `${at}.col`);
+    if (id !== undefined && ids.has(id)) p.add(`${at}.id: ${id} is there twice`);
+    if (file === "") p.add(`${at}.file: empty`);
+    if (id === undefined || file === undefined || file === "" || line === undefined || col === undefined) return;
+    ids.add(id);
+    out.push({ id, file, line, col });
+  });
+  if (out.length !== list.length) return undefined;
+  const known = new Set([...ids, ...Object.values(BUILT_IN), ...KEY_ENTRIES]);
+  for (const f of FAMILIES) {
+    for (const c of state[f].chains) {
+      c.rules.forEach((rule, n) => {
+        const id = entryOfSpec(rule);
+        if (id !== undefined && !known.has(id)) p.add(`${where}: ${f} ${printable(c.table)} ${printable(c.name)} rule ${n + 1} names entry ${id}, which the record does not list`);
+      });
+    }
+  }
+  return out;
+}
+
+function position(data: unknown, p: Problems, where: string): number | undefined {
+  return typeof data === "number" && Number.isSafeInteger(data) && data >= 1 ? data : p.add(`${where}: not a line or column number`);
 }
 
 function renderedFamily(data: unknown, p: Problems, where: string, family: Family): RenderedFamily | undefined {

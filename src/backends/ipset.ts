@@ -223,6 +223,18 @@ function createLine(name: string, family: Family, count: number): string {
  * hashes only what lies between.
  */
 export function memberDelta(before: string[], after: string[]): { added: string[]; removed: string[] } {
+  // apply plans the sets, then sums the change up for the admin (src/plan/) from the same two lists.
+  let known = deltas.get(before);
+  if (known === undefined) deltas.set(before, (known = new WeakMap()));
+  let delta = known.get(after);
+  if (delta === undefined) known.set(after, (delta = computeDelta(before, after)));
+  return delta;
+}
+
+/** Member lists are not changed once made (members.ts): a delta computed once holds. */
+const deltas = new WeakMap<string[], WeakMap<string[], { added: string[]; removed: string[] }>>();
+
+function computeDelta(before: string[], after: string[]): { added: string[]; removed: string[] } {
   let start = 0;
   const shorter = Math.min(before.length, after.length);
   while (start < shorter && before[start] === after[start]) start++;

@@ -7,6 +7,8 @@ import { traceResolving } from "../trace/sets.js";
 import { familyAddresses, outsideInterfaces } from "../trace/audit.js";
 import type { Probe, TraceProto } from "../trace/packet.js";
 import type { Family } from "../policy/types.js";
+import { appliedEntries } from "../trace/applied-entries.js";
+import { decisionLine, dockwallDecision, stepOrigin } from "../trace/provenance.js";
 
 interface ExplainOptions {
   dst?: string;
@@ -36,7 +38,7 @@ export function registerExplain(program: Command): void {
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
-      "\nReads the kernel's rules (every table, both families) and sets; changes nothing.\nExit code: 0 accepted, 3 dropped or rejected, 4 unknown (a rule the tracer does not understand), 1 bad arguments.\n\nExamples:\n  dockwall explain 198.51.100.7 tcp/5432\n  dockwall explain 2001:db8::7 tcp/443 --dst 2001:db8::1 --in eth0\n",
+      "\nReads the kernel's rules (every table, both families) and sets; changes nothing. When a dockwall rule decided, names the policy line it comes from (FILE:LINE, from the applied record).\nExit code: 0 accepted, 3 dropped or rejected, 4 unknown (a rule the tracer does not understand), 1 bad arguments.\n\nExamples:\n  dockwall explain 198.51.100.7 tcp/5432\n  dockwall explain 2001:db8::7 tcp/443 --dst 2001:db8::1 --in eth0\n",
     )
     .action(async (source: string, service: string, opts: ExplainOptions, cmd: Command) => {
       const fail = (message: string): never => {
@@ -51,7 +53,7 @@ export function registerExplain(program: Command): void {
         fail(`--dst ${opts.dst} is not an ${family} address like the source`);
       }
       const ctx = makeContext(cmd.optsWithGlobals<GlobalOptions>());
-      const [nf, host] = await Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner)]);
+      const [nf, host, applied] = await Promise.all([netfilterFor(ctx), readTraceHost(ctx.runner), appliedEntries(ctx.store)]);
       const live = await readLiveRules(nf, host);
       const outside = outsideInterfaces(live.host, []).filter((i) => familyAddresses(i, family).length > 0);
       const inIface = opts.in ?? route(live.host, source) ?? outside[0]?.name ?? fail(`no interface with an ${family} address; give --in`);
@@ -61,8 +63,14 @@ export function registerExplain(program: Command): void {
       const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? outside.flatMap((i) => familyAddresses(i, family))[0] ?? fail(`no ${family} address on this host; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
       const result = await traceResolving(live.walkers[family], probe);
+      const decision = dockwallDecision(result.steps, applied.entries);
       if (opts.json) {
-        print([JSON.stringify({ probe, ...result }, null, 2)]);
+        const steps = result.steps.map((s) => {
+          const origin = stepOrigin(s, applied.entries);
+          return origin ? { ...s, entry: origin } : s;
+        });
+        const dockwall = decision && { outcome: decision.outcome, step: decision.step, description: decision.description, entry: decision.origin };
+        print([JSON.stringify({ probe, ...result, steps, ...(dockwall ? { dockwall } : {}), ...(applied.note ? { entriesNote: applied.note } : {}) }, null, 2)]);
       } else {
         const to = svc.port !== undefined ? `${family === "ipv6" ? `[${dst}]` : dst}:${svc.port}` : dst;
         const lines = [`${svc.proto} from ${source} to ${to}, in on ${inIface}`];
@@ -74,6 +82,8 @@ export function registerExplain(program: Command): void {
           lines.push(`    ${s.index === 0 ? "policy" : `#${s.index}`.padEnd(4)} ${s.rule}${s.action.startsWith("policy") ? "" : `  => ${s.action}`}`);
         }
         if (result.dnat) lines.push(`  (DNAT to ${result.dnat.dst}${result.dnat.dport !== undefined ? ` port ${result.dnat.dport}` : ""}; decided on the ${result.path} path)`);
+        if (decision) lines.push(`dockwall: ${decisionLine(decision, applied.policyFile)}`);
+        if (decision && applied.note) lines.push(`  (${applied.note})`);
         lines.push(`verdict: ${result.verdict.toUpperCase()}${result.reason ? ` (${result.reason})` : ""}`);
         print(lines);
       }

@@ -13,7 +13,9 @@ import { registerAudit } from "./audit.js";
 import { registerExplain } from "./explain.js";
 import { registerConfirm } from "./confirm.js";
 import { registerDocs } from "./docs.js";
+import { registerInit } from "./init.js";
 import { Exit } from "./common.js";
+import { ExitAs } from "./exit-as.js";
 import { PolicyInvalid } from "../pipeline.js";
 import { VERSION } from "../version.js";
 
@@ -35,6 +37,8 @@ Example:
 `,
   );
 
+// The first command a new admin runs: first in --help.
+registerInit(program);
 for (const register of [registerCheck, registerPlan, registerApply, registerStatus, registerAudit, registerExplain, registerRemove, registerRollback, registerConfirm, registerWatch, registerInstall]) {
   register(program);
 }
@@ -52,6 +56,7 @@ async function main(): Promise<number> {
 }
 
 function report(e: unknown): number {
+  if (e instanceof ExitAs) return report(e.inner) === 0 ? 0 : e.code;
   if (e instanceof Exit) return e.code;
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
   if (e instanceof PolicyInvalid) {

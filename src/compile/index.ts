@@ -25,6 +25,7 @@ import { CHAINS, setName } from "./names.js";
 import { policySets } from "./sets.js";
 import { DOCKER_BRIDGE_PATTERNS, RefusedOnThisHost, checkInterfaces, namedDockerBridges } from "./interfaces.js";
 import { formatPolicyError } from "../policy/errors.js";
+import { BUILT_IN, policyEntries, type Entries } from "./entries.js";
 
 const ICMPV6_NEIGHBOUR_DISCOVERY = [133, 134, 135, 136];
 const SWARM_PORTS: { proto: Proto | "esp"; port?: number }[] = [
@@ -45,12 +46,14 @@ export function compile(policy: Policy, facts: Facts, sets: IpSetSpec[] = policy
   const interfaces = checkInterfaces(policy, { interfaces: facts.host.interfaces, namedBridges: namedDockerBridges(facts) }, true);
   if (interfaces.errors.length > 0) throw new RefusedOnThisHost(interfaces.errors);
   const warnings: string[] = interfaces.warnings.map(formatPolicyError);
-  const published = resolveContainerOpenings(policy, facts, warnings);
+  const entries = policyEntries(policy);
+  const published = resolveContainerOpenings(policy, entries, facts, warnings);
   return {
-    ipv4: compileFamily("ipv4", policy, facts, published),
-    ipv6: compileFamily("ipv6", policy, facts, published),
+    ipv4: compileFamily("ipv4", policy, entries, facts, published),
+    ipv6: compileFamily("ipv6", policy, entries, facts, published),
     sets,
     warnings,
+    entries: entries.sources,
   };
 }
 
@@ -65,25 +68,28 @@ interface PublishedOpening {
   family?: Family;
   from: Source[];
   comment: string;
+  /** The containers entry it comes from. */
+  entry: string;
 }
 
-function resolveContainerOpenings(policy: Policy, facts: Facts, warnings: string[]): PublishedOpening[] {
+function resolveContainerOpenings(policy: Policy, entries: Entries, facts: Facts, warnings: string[]): PublishedOpening[] {
   const out: PublishedOpening[] = [];
-  for (const entry of policy.containers) {
+  policy.containers.forEach((entry, i) => {
+    const id = entries.containers[i]!;
     if (entry.container === undefined) {
       for (const proto of entry.protos) {
         for (const ports of entry.ports) {
-          out.push({ proto, ports, from: entry.from, comment: `container ${portText(ports)}/${proto}` });
+          out.push({ proto, ports, from: entry.from, comment: `container ${portText(ports)}/${proto}`, entry: id });
         }
       }
-      continue;
+      return;
     }
-    out.push(...resolveNamedContainer(entry, entry.container, facts, warnings));
-  }
+    out.push(...resolveNamedContainer(entry, id, entry.container, facts, warnings));
+  });
   return out;
 }
 
-function resolveNamedContainer(entry: ContainerOpening, name: string, facts: Facts, warnings: string[]): PublishedOpening[] {
+function resolveNamedContainer(entry: ContainerOpening, id: string, name: string, facts: Facts, warnings: string[]): PublishedOpening[] {
   const where = `${entry.loc.file}:${entry.loc.line}:${entry.loc.col}`;
   if (!facts.docker.reachable) {
     warnings.push(`${where}: container "${name}" stays closed: Docker is not reachable`);
@@ -110,6 +116,7 @@ function resolveNamedContainer(entry: ContainerOpening, name: string, facts: Fac
           ...bindingAddress(b),
           from: entry.from,
           comment: `container ${name} ${b.containerPort}/${proto}`,
+          entry: id,
         });
       }
     }
@@ -136,12 +143,12 @@ function dedupeBindings(bindings: PublishedPort[]): PublishedPort[] {
   return [...seen.values()].sort((x, y) => x.hostPort - y.hostPort || x.containerPort - y.containerPort);
 }
 
-function compileFamily(family: Family, policy: Policy, facts: Facts, published: PublishedOpening[]): FamilyRules {
+function compileFamily(family: Family, policy: Policy, entries: Entries, facts: Facts, published: PublishedOpening[]): FamilyRules {
   const insideBridges = namedDockerBridges(facts);
   const chains: Chain[] = [
     entryChain("filter", CHAINS.input, CHAINS.inputOutside, policy, insideBridges, true, []),
-    { table: "filter", name: CHAINS.inputOutside, rules: hostOutsideRules(family, policy, published) },
-    entryChain("mangle", CHAINS.forward, CHAINS.forwardOutside, policy, insideBridges, false, routeRules(policy)),
+    { table: "filter", name: CHAINS.inputOutside, rules: hostOutsideRules(family, policy, entries, published) },
+    entryChain("mangle", CHAINS.forward, CHAINS.forwardOutside, policy, insideBridges, false, routeRules(policy, entries)),
     { table: "mangle", name: CHAINS.forwardOutside, rules: forwardOutsideRules(family, policy, published) },
   ];
   return {
@@ -170,56 +177,55 @@ function entryChain(
   const rules: Rule[] = [...first];
   if (policy.interfaces !== undefined) {
     for (const iface of policy.interfaces) {
-      rules.push({ match: { inIface: iface }, verdict: { kind: "goto", chain: outside }, comment: "outside interface" });
+      rules.push({ match: { inIface: iface }, verdict: { kind: "goto", chain: outside }, comment: "outside interface", entry: "interfaces" });
     }
     return { table, name, rules };
   }
-  if (withLoopback) rules.push({ match: { inIface: "lo" }, verdict: { kind: "RETURN" }, comment: "loopback" });
+  if (withLoopback) rules.push({ match: { inIface: "lo" }, verdict: { kind: "RETURN" }, entry: BUILT_IN.loopback });
   for (const bridge of [...DOCKER_BRIDGE_PATTERNS, ...bridges]) {
-    rules.push({ match: { inIface: bridge }, verdict: { kind: "RETURN" }, comment: "from Docker bridges" });
+    rules.push({ match: { inIface: bridge }, verdict: { kind: "RETURN" }, comment: "from Docker bridges", entry: BUILT_IN.bridges });
   }
-  rules.push({ match: {}, verdict: { kind: "goto", chain: outside } });
+  rules.push({ match: {}, verdict: { kind: "goto", chain: outside }, entry: BUILT_IN.outside });
   return { table, name, rules };
 }
 
-function routeRules(policy: Policy): Rule[] {
-  return policy.routes.map((r) => ({
+function routeRules(policy: Policy, entries: Entries): Rule[] {
+  return policy.routes.map((r, i) => ({
     match: { inIface: r.in, outIface: r.out },
     verdict: { kind: "RETURN" as const },
     comment: `route ${r.in} to ${r.out}`,
+    entry: entries.routes[i]!,
   }));
 }
 
 /** The first rules of both OUTSIDE chains: replies pass, broken packets go. */
 function stateRules(): Rule[] {
   return [
-    { match: { ctstate: ["RELATED", "ESTABLISHED"] }, verdict: { kind: "RETURN" }, comment: "replies" },
-    { match: { ctstate: ["INVALID"] }, verdict: { kind: "DROP" }, comment: "invalid" },
+    { match: { ctstate: ["RELATED", "ESTABLISHED"] }, verdict: { kind: "RETURN" }, entry: BUILT_IN.replies },
+    { match: { ctstate: ["INVALID"] }, verdict: { kind: "DROP" }, entry: BUILT_IN.invalid },
   ];
 }
 
-function hostOutsideRules(family: Family, policy: Policy, published: PublishedOpening[]): Rule[] {
+function hostOutsideRules(family: Family, policy: Policy, entries: Entries, published: PublishedOpening[]): Rule[] {
   const rules: Rule[] = [];
   // Neighbour discovery comes before the INVALID drop: without it IPv6 stops working at all.
   if (family === "ipv6") {
     for (const type of ICMPV6_NEIGHBOUR_DISCOVERY) {
-      rules.push({ match: { proto: "ipv6-icmp", icmpType: type }, verdict: { kind: "RETURN" }, comment: "neighbour discovery" });
+      rules.push({ match: { proto: "ipv6-icmp", icmpType: type }, verdict: { kind: "RETURN" }, entry: BUILT_IN.neighbourDiscovery });
     }
   }
   rules.push(...stateRules());
   if (policy.icmp === "allow") {
     rules.push(
       family === "ipv4"
-        ? { match: { proto: "icmp", icmpType: 8 }, verdict: { kind: "RETURN" }, comment: "ping" }
-        : { match: { proto: "ipv6-icmp", icmpType: 128 }, verdict: { kind: "RETURN" }, comment: "ping" },
+        ? { match: { proto: "icmp", icmpType: 8 }, verdict: { kind: "RETURN" }, comment: "ping", entry: "icmp" }
+        : { match: { proto: "ipv6-icmp", icmpType: 128 }, verdict: { kind: "RETURN" }, comment: "ping", entry: "icmp" },
     );
   }
   for (const src of sourceMatches(family, policy.trusted)) {
-    rules.push({ match: src, verdict: { kind: "RETURN" }, comment: "trusted" });
+    rules.push({ match: src, verdict: { kind: "RETURN" }, entry: "trusted" });
   }
-  for (const entry of policy.host) {
-    rules.push(...openingRules(family, entry, "host"));
-  }
+  policy.host.forEach((entry, i) => rules.push(...openingRules(family, entry, "host", entries.host[i]!)));
   for (const p of published) {
     if (p.family !== undefined && p.family !== family) continue;
     for (const src of sourceMatches(family, p.from)) {
@@ -228,6 +234,7 @@ function hostOutsideRules(family: Family, policy: Policy, published: PublishedOp
         match: { ...src, ...dst, proto: p.proto, dport: p.ports },
         verdict: { kind: "RETURN" },
         comment: `${p.comment} via docker-proxy`,
+        entry: p.entry,
       });
     }
   }
@@ -235,7 +242,7 @@ function hostOutsideRules(family: Family, policy: Policy, published: PublishedOp
     for (const src of sourceMatches(family, policy.swarm.peers)) {
       for (const s of SWARM_PORTS) {
         const match: Match = s.port === undefined ? { ...src, proto: s.proto } : { ...src, proto: s.proto, dport: { from: s.port, to: s.port } };
-        rules.push({ match, verdict: { kind: "RETURN" }, comment: `swarm ${s.port ?? ""}${s.port ? "/" : ""}${s.proto}` });
+        rules.push({ match, verdict: { kind: "RETURN" }, comment: `swarm ${s.port ?? ""}${s.port ? "/" : ""}${s.proto}`, entry: "swarm" });
       }
     }
   }
@@ -249,24 +256,24 @@ function forwardOutsideRules(family: Family, policy: Policy, published: Publishe
   rules.push({
     match: { ctorigdst: family === "ipv4" ? "127.0.0.0/8" : "::1" },
     verdict: { kind: "DROP" },
-    comment: "published on loopback",
+    entry: BUILT_IN.publishedOnLoopback,
   });
   for (const src of sourceMatches(family, policy.trusted)) {
-    rules.push({ match: { ...src, ctstate: ["DNAT"] }, verdict: { kind: "RETURN" }, comment: "trusted" });
+    rules.push({ match: { ...src, ctstate: ["DNAT"] }, verdict: { kind: "RETURN" }, entry: "trusted" });
   }
   for (const p of published) {
     if (p.family !== undefined && p.family !== family) continue;
     for (const src of sourceMatches(family, p.from)) {
       const match: Match = { ...src, proto: p.proto, ctstate: ["DNAT"], ctorigdstport: p.ports };
       if (p.hostIp !== undefined) match.ctorigdst = p.hostIp;
-      rules.push({ match, verdict: { kind: "RETURN" }, comment: p.comment });
+      rules.push({ match, verdict: { kind: "RETURN" }, comment: p.comment, entry: p.entry });
     }
   }
   rules.push(...refusal(family, policy, "mangle"));
   return rules;
 }
 
-function openingRules(family: Family, entry: Opening, what: string): Rule[] {
+function openingRules(family: Family, entry: Opening, what: string, id: string): Rule[] {
   const rules: Rule[] = [];
   for (const src of sourceMatches(family, entry.from)) {
     for (const proto of entry.protos) {
@@ -275,6 +282,7 @@ function openingRules(family: Family, entry: Opening, what: string): Rule[] {
           match: { ...src, proto, dport: ports },
           verdict: { kind: "RETURN" },
           comment: `${what} ${portText(ports)}/${proto}`,
+          entry: id,
         });
       }
     }
@@ -289,17 +297,19 @@ function refusal(family: Family, policy: Policy, table: "filter" | "mangle"): Ru
     rules.push({
       match: { limit: policy.log.rate },
       verdict: { kind: "LOG", prefix: table === "filter" ? "dockwall-drop-in: " : "dockwall-drop-fwd: " },
+      entry: "log",
     });
   }
   if (table === "filter" && policy.default === "reject") {
-    rules.push({ match: { proto: "tcp" }, verdict: { kind: "REJECT", with: "tcp-reset" }, comment: "default reject" });
+    rules.push({ match: { proto: "tcp" }, verdict: { kind: "REJECT", with: "tcp-reset" }, comment: "default reject", entry: "default" });
     rules.push({
       match: {},
       verdict: { kind: "REJECT", with: family === "ipv4" ? "icmp-port-unreachable" : "icmp6-port-unreachable" },
       comment: "default reject",
+      entry: "default",
     });
   } else {
-    rules.push({ match: {}, verdict: { kind: "DROP" }, comment: "default drop" });
+    rules.push({ match: {}, verdict: { kind: "DROP" }, comment: "default drop", entry: "default" });
   }
   return rules;
 }

@@ -63,6 +63,7 @@ export class Daemon {
       { debounceMs: opts.debounceMs },
     );
     this.files = new FileWatch((file) => this.loop.trigger(`file changed: ${file}`));
+    opts.metrics?.useApplied({ record: () => deps.store.current(), kernelHoldsRecord: () => this.kernelHoldsRecord() });
     if (!(opts.docker instanceof DockerHostInvalid)) {
       this.docker = new DockerEventStream(opts.docker, {
         connected: () => {

@@ -17,7 +17,7 @@ import { escapeControls, quote } from "./quote.js";
 import { readFailure, readTextWithin, readWithin, size, type ReadLimit, type ReadText } from "./read-file.js";
 import { interfaceNameProblem } from "./interface-name.js";
 import { keptRate, type RateUnit } from "./log-rate.js";
-import type { Cidr, ContainerOpening, Group, Location, Opening, Policy, PortRange, Proto, Route, Source } from "./types.js";
+import type { Cidr, ContainerOpening, Group, Location, Opening, Policy, PortRange, Proto, Route, RuleKey, Source } from "./types.js";
 
 export type LoadResult =
   | { ok: true; policy: Policy; warnings: PolicyError[] }
@@ -39,6 +39,7 @@ const SOURCE_LISTS = {
 };
 type SourceList = keyof typeof SOURCE_LISTS;
 
+const RULE_KEYS: readonly RuleKey[] = ["interfaces", "trusted", "swarm", "icmp", "default", "log"];
 const TOP_KEYS = ["interfaces", "groups", "trusted", "host", "containers", "routes", "swarm", "icmp", "default", "log"];
 const HOST_KEYS = ["port", "proto", "from"];
 const CONTAINER_KEYS = ["port", "proto", "from", "container"];
@@ -93,6 +94,7 @@ export async function loadPolicyText(text: string, file: string, readText: ReadT
     log: top.log ? r.log(top.log) : { drops: false, rate: "10/minute" },
   };
   if (top.interfaces) Object.assign(policy, r.interfaces(top.interfaces));
+  policy.keyLocations = r.keyLocations(root, RULE_KEYS);
   if (top.swarm && r.mapping(top.swarm, "swarm")) {
     const swarm = r.entries(top.swarm, ["peers"]);
     if (swarm.peers) policy.swarm = { peers: r.sources(swarm.peers, knownGroups, "swarm peers") };
@@ -413,6 +415,18 @@ class Reader {
       // An explicit null (`from:` with nothing after it) is reported where it stands, not as "missing".
       if (pair.value === null || (isScalar(pair.value) && pair.value.value === null)) this.error(pair.key, `${name} has no value`);
       else out[name] = pair.value;
+    }
+    return out;
+  }
+
+  /** Where each of `keys` is written in `map` (the key itself, so FILE:LINE is the key's line). */
+  keyLocations<K extends string>(map: Node, keys: readonly K[]): Partial<Record<K, Location>> {
+    const out: Partial<Record<K, Location>> = {};
+    const m = this.resolve(map);
+    if (!m || !isMap(m)) return out;
+    for (const pair of m.items as Pair<Node, Node>[]) {
+      const name = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (name !== undefined && (keys as readonly string[]).includes(name) && out[name as K] === undefined) out[name as K] = this.at(pair.key);
     }
     return out;
   }

@@ -77,4 +77,10 @@ export interface Policy {
   icmp: "allow" | "drop";
   default: "drop" | "reject";
   log: { drops: boolean; rate: string };
+  /** Where each top-level key that makes rules of its own was written (absent: not written, its default holds). */
+  keyLocations?: Partial<Record<RuleKey, Location>>;
 }
+
+/** The top-level keys whose rules come from the key itself rather than from a list entry. */
+export type RuleKey = "interfaces" | "trusted" | "swarm" | "icmp" | "default" | "log";
+

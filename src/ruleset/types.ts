@@ -3,6 +3,7 @@
  * Nothing here knows about iptables syntax; render turns it into restore payloads.
  */
 import type { Family, PortRange } from "../policy/types.js";
+import type { EntrySource } from "../compile/entries.js";
 
 /** dockwall's tables: container decisions in mangle (see DECISIONS in compile/index.ts), host ones in filter. */
 export type Table = "filter" | "mangle";
@@ -45,6 +46,11 @@ export interface Rule {
   verdict: Verdict;
   /** Why the rule exists, rendered as an iptables comment so `iptables-save` explains itself. */
   comment?: string;
+  /**
+   * The policy entry it comes from (compile/entries.ts), rendered into the comment as `[ID]`: the
+   * kernel keeps it, so a rule read back (with its counters) still says where it came from.
+   */
+  entry: string;
 }
 
 export interface Chain {
@@ -82,6 +88,8 @@ export interface Ruleset {
   sets: IpSetSpec[];
   /** Things the operator should know: a named container that is not running, Docker unreachable, ... */
   warnings: string[];
+  /** Where each policy entry the rules name was written (built-in rules name none). */
+  entries: EntrySource[];
 }
 
 /** Every chain dockwall owns starts with this. */

@@ -10,6 +10,7 @@ import { words } from "./rule.js";
 import { isLocal, type RuleWalker, type TraceResult } from "./trace.js";
 import { traceResolving } from "./sets.js";
 import type { TraceHost, TraceProto } from "./packet.js";
+import type { SocketOwner } from "../facts/socket-owners.js";
 
 export interface AuditTarget {
   kind: "container" | "host";
@@ -20,6 +21,8 @@ export interface AuditTarget {
   bind: string;
   /** "container web 80/tcp", "host socket" */
   what: string;
+  /** A host socket's process, from /proc (facts/socket-owners.ts). */
+  process?: SocketOwner;
 }
 
 export type Reach = { who: "anyone" } | { who: "nobody" } | { who: "some"; sources: string[] } | { who: "unknown"; reason: string } | { who: "local only" };

@@ -26,17 +26,18 @@ export interface SshSession {
 export class SshConnectionUnreadable extends Error {}
 
 /**
- * `SSH_CONNECTION` is "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT", as sshd writes it. Unset (or
+ * `SSH_CONNECTION` is "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT", as sshd writes it (found by
+ * facts/ssh-connection.ts, a parent's under sudo; `foundIn` says where, for the message). Unset (or
  * empty): not run from SSH, undefined. Set but not readable: throws SshConnectionUnreadable, since
  * skipping the guard then could cut off the very session apply runs from (fail closed; --force).
  */
-export function sshSession(value: string | undefined): SshSession | undefined {
+export function sshSession(value: string | undefined, foundIn = "SSH_CONNECTION"): SshSession | undefined {
   if (value === undefined || value === "") return undefined;
   const problem = (why: string) =>
     new SshConnectionUnreadable(
-      `refusing to apply: SSH_CONNECTION is set but cannot be read (${JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value)}: ${why}), ` +
+      `refusing to apply: ${foundIn} is set but cannot be read (${JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value)}: ${why}), ` +
         `so the lock-out guard cannot check that this SSH session could reconnect under the new rules; nothing was applied\n` +
-        `fix or unset SSH_CONNECTION, or run with --force to apply without the check`,
+        `fix or unset SSH_CONNECTION (SSH_CONNECTION= says "not from SSH"), or run with --force to apply without the check`,
     );
   const f = value.trim().split(/\s+/);
   const count = f[0] === "" ? 0 : f.length;

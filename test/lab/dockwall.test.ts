@@ -1,6 +1,6 @@
 /**
- * End-to-end: dockwall against a real dockerd 20.10, real netfilter and real connections, in all four
- * of Docker's modes (IPv6 through docker-proxy or Docker's own ip6tables DNAT; ip_forward on or off
+ * End-to-end: dockwall against a real dockerd (20.10 and 28), real netfilter and real connections, in all four
+ * of Docker 20.10's modes and two of 28's (IPv6 through docker-proxy or Docker's own ip6tables DNAT; ip_forward on or off
  * before dockerd starts, which decides Docker's FORWARD policy). Every behaviour a user relies on is
  * asserted with probes from the trusted client, the admin and a stranger, over IPv4 and IPv6.
  */
@@ -11,13 +11,18 @@ import { availableParallelism } from "node:os";
 import path from "node:path";
 import { Lab, type LabOptions } from "./lab.js";
 import { dockwallOk, mismatches } from "./checks.js";
+import { disagreements } from "./tracer-agreement.js";
 import { ADMINS_LIST, LAB_POLICY, OPEN_WITHOUT_DOCKWALL, POLICY_TARGETS, writeLabPolicy } from "./expectations.js";
 
 const MODES: LabOptions[] = [
-  { ipv6Mode: "proxy", ipForwardBeforeDocker: false },
-  { ipv6Mode: "proxy", ipForwardBeforeDocker: true },
-  { ipv6Mode: "ip6tables", ipForwardBeforeDocker: false },
-  { ipv6Mode: "ip6tables", ipForwardBeforeDocker: true },
+  { docker: "20.10", ipv6Mode: "proxy", ipForwardBeforeDocker: false },
+  { docker: "20.10", ipv6Mode: "proxy", ipForwardBeforeDocker: true },
+  { docker: "20.10", ipv6Mode: "ip6tables", ipForwardBeforeDocker: false },
+  { docker: "20.10", ipv6Mode: "ip6tables", ipForwardBeforeDocker: true },
+  // Docker 28: its own IPv6 DNAT (--ipv6) with ip_forward off, and IPv6 through docker-proxy (no
+  // --ipv6, the default most hosts run) with it on: both IPv6 paths and both FORWARD policies.
+  { docker: "28", ipv6Mode: "ip6tables", ipForwardBeforeDocker: false },
+  { docker: "28", ipv6Mode: "proxy", ipForwardBeforeDocker: true },
 ];
 const FAMILIES = ["ipv4", "ipv6"] as const;
 
@@ -38,7 +43,7 @@ async function dockerChains(lab: Lab): Promise<string> {
 
 for (const mode of MODES) {
   const name = `IPv6 via ${mode.ipv6Mode === "proxy" ? "docker-proxy" : "Docker's ip6tables DNAT"}, ip_forward ${mode.ipForwardBeforeDocker ? "on" : "off"} before dockerd`;
-  describe(`dockwall on Docker 20.10: ${name}`, () => {
+  describe(`dockwall on Docker ${mode.docker}: ${name}`, () => {
     let lab: Lab;
     let policy: string;
     let dockerBefore: string;
@@ -56,10 +61,22 @@ for (const mode of MODES) {
       dockerBefore = await dockerChains(lab);
     });
 
+    it("Docker's rules alone: the tracer's verdict is the real outcome on every probe", async () => {
+      const { wrong, compared, open } = await disagreements(lab);
+      assert.deepEqual(wrong, []);
+      assert.ok(open > compared / 2, `most of the matrix is open without a firewall (${open} of ${compared})`);
+    });
+
     it("apply opens exactly what the policy says, over IPv4 and IPv6", async () => {
       const out = await dockwallOk(lab, ["apply", "-c", policy]);
       assert.match(out, /applied/);
       assert.deepEqual(await mismatches(lab, POLICY_TARGETS), []);
+    });
+
+    it("dockwall's rules beside Docker's: the tracer's verdict is the real outcome on every probe", async () => {
+      const { wrong, compared, open } = await disagreements(lab);
+      assert.deepEqual(wrong, []);
+      assert.ok(open > 0 && open < compared, `the policy both lets in and keeps out (${open} of ${compared} open)`);
     });
 
     it("Docker's chains are untouched by apply", async () => {

@@ -18,12 +18,15 @@ import path from "node:path";
 import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
 import { lineSplitter } from "../../src/exec/lines.js";
 import { LAB_TAG, describeLeftovers, killLeftovers, type Leftover } from "./leftovers.js";
+import { ENGINES, versionMatches, type Engine, type EngineVersion } from "./engines.js";
 
 export interface LabOptions {
   /** "proxy": IPv6 reaches containers through docker-proxy (20.10's default). "ip6tables": Docker's own IPv6 DNAT. */
   ipv6Mode: "proxy" | "ip6tables";
   /** net.ipv4.ip_forward=1 before dockerd starts (Docker then leaves FORWARD at ACCEPT). */
   ipForwardBeforeDocker: boolean;
+  /** Which Docker Engine runs in the host namespace (default 20.10). */
+  docker?: EngineVersion;
   /** Start the lab's containers and host services (default true). */
   withServices?: boolean;
 }
@@ -52,10 +55,12 @@ const PROBE_TIMEOUT_S = "1.5";
 const UDP_PROBE_TIMEOUT_S = "2";
 const UDP_PROBE_ATTEMPTS = 3;
 const PROBE_CONCURRENCY = 12;
-const DOCKERD = process.env.DOCKWALL_LAB_DOCKERD ?? "/usr/sbin/dockerd";
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
 // The shipped artifact (package.json bin), not the unbundled build: what users run is what is tested.
 const CLI = path.join(REPO, "dist/dockwall.cjs");
+
+/** The repository the lab tests were built from (for `npm pack`). */
+export const REPO_DIR = REPO;
 
 /** The lab's containers: published ports that differ from container ports, an unpublished one, UDP, a loopback binding, a user network. */
 export const CONTAINERS: { name: string; args: string[]; services: [number, string, "tcp" | "udp", boolean?][] }[] = [
@@ -82,6 +87,7 @@ export class Lab {
   readonly segNs: string;
   readonly socket: string;
   readonly stateDir: string;
+  readonly engine: Engine;
   private readonly processes: ChildProcess[] = [];
   private dockerdPid: number | undefined;
   /** The environment of every long-running process the lab starts: tagged, so none can outlive it unseen (leftovers.ts). */
@@ -98,12 +104,14 @@ export class Lab {
     this.clients = { trusted: client("trusted", 10), stranger: client("stranger", 20), admin: client("admin", 30) };
     this.socket = path.join(workDir, "docker.sock");
     this.stateDir = path.join(workDir, "state");
+    this.engine = ENGINES[options.docker ?? "20.10"];
     this.env = { ...process.env, [LAB_TAG]: id };
   }
 
   /** Builds the whole lab; on any failure it tears down what it made and rethrows. */
   static async create(options: LabOptions): Promise<Lab> {
-    await requireTools();
+    const engine = ENGINES[options.docker ?? "20.10"];
+    await requireTools(engine);
     const id = (process.pid % 10000).toString(36) + Math.floor(Math.random() * 36 ** 2).toString(36);
     const workDir = await mkdtemp(path.join(os.tmpdir(), "dockwall-lab-"));
     const lab = new Lab(id, workDir, options);
@@ -159,7 +167,7 @@ export class Lab {
   private dockerdArgs(): string[] {
     const args = [
       `--net=/var/run/netns/${this.hostNs}`,
-      DOCKERD,
+      this.engine.dockerd,
       "--data-root", path.join(this.workDir, "docker-data"),
       "--exec-root", path.join(this.workDir, "docker-exec"),
       "--pidfile", path.join(this.workDir, "docker.pid"),
@@ -169,7 +177,7 @@ export class Lab {
       "--shutdown-timeout", "2",
     ];
     if (this.options.ipv6Mode === "ip6tables") {
-      args.push("--experimental", "--ip6tables", "--ipv6", "--fixed-cidr-v6", "2001:db8:1::/64");
+      args.push(...this.engine.ip6tablesArgs("2001:db8:1::/64"));
     }
     return args;
   }
@@ -177,12 +185,17 @@ export class Lab {
   /** dockerd through nsenter, not `ip netns exec` (which remounts /sys and breaks dockerd's cgroups). */
   async startDockerd(): Promise<void> {
     const log = path.join(this.workDir, "dockerd.log");
-    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore", env: this.env });
+    const binPath = [...this.engine.binDirs, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
+    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore", env: { ...this.env, PATH: binPath } });
     this.dockerdPid = child.pid;
     child.unref();
     for (let i = 0; i < 120; i++) {
       const r = await this.docker(["version", "--format", "{{.Server.Version}}"]);
-      if (r.code === 0) return;
+      if (r.code === 0) {
+        const reported = r.stdout.trim();
+        if (!versionMatches(this.engine, reported)) throw new Error(`the lab asked for Docker ${this.engine.version} (${this.engine.dockerd}) and got ${reported}`);
+        return;
+      }
       if (child.exitCode !== null) break;
       await sleep(250);
     }
@@ -291,10 +304,17 @@ export class Lab {
         ok = await check().catch(() => false);
         if (!ok) await sleep(250);
       }
-      if (!ok) throw new Error(`a lab service did not come up: ${check.toString().slice(0, 120)}`);
+      if (!ok) throw new Error(`a lab service did not come up: ${check.toString().slice(0, 120)}\n${await this.diagnosis()}`);
     }
     // Docker rewrites its rules and docker-proxy starts listening a moment after the container runs.
     await sleep(300);
+  }
+
+  /** What the containers and dockerd say, for a set-up that failed: a lab failure must be readable from CI's log. */
+  private async diagnosis(): Promise<string> {
+    const ps = await this.docker(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    const log = await readFile(path.join(this.workDir, "dockerd.log"), "utf8").catch(() => "");
+    return `containers:\n${ps.stdout}${ps.stderr}dockerd log (last lines):\n${log.split("\n").slice(-12).join("\n")}`;
   }
 
   // ---- probes --------------------------------------------------------------------------------
@@ -425,14 +445,21 @@ export class Lab {
    */
   async dockwallOnTerminal(args: string[], input: string): Promise<CommandResult> {
     const q = (w: string) => `'${w.replace(/'/g, "'\\''")}'`;
-    const line = ["ip", "netns", "exec", this.hostNs, "env", `DOCKER_HOST=unix://${this.socket}`, `DOCKWALL_STATE_DIR=${this.stateDir}`, process.execPath, CLI, ...args].map(q).join(" ");
+    const line = ["ip", "netns", "exec", this.hostNs, "env", `DOCKER_HOST=unix://${this.socket}`, `DOCKWALL_STATE_DIR=${this.stateDir}`, "SSH_CONNECTION=", process.execPath, CLI, ...args].map(q).join(" ");
     return runner.run("script", ["-qec", line, "/dev/null"], { input });
   }
 
   /** The dockwall command line, run inside the Docker host's namespace against the lab's dockerd. */
   async dockwall(args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
-    return runner.run("ip", ["netns", "exec", this.hostNs, process.execPath, CLI, ...args], {
-      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, ...env },
+    return this.dockwallFrom([process.execPath, CLI], args, input, env);
+  }
+
+  /** The same, from another command line: `[installed/bin/dockwall]` for the package as npm installed it. */
+  async dockwallFrom(command: string[], args: string[], input?: string, env: Record<string, string> = {}): Promise<CommandResult> {
+    return runner.run("ip", ["netns", "exec", this.hostNs, ...command, ...args], {
+      // SSH_CONNECTION empty: "not from SSH", whatever session the test run itself was started from
+      // (apply would find it in a parent process); tests of the lock-out guard pass their own.
+      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKWALL_STATE_DIR: this.stateDir, SSH_CONNECTION: "", ...env },
       ...(input === undefined ? {} : { input }),
     });
   }
@@ -601,10 +628,10 @@ export function listenCommand(port: number, text: string, proto: "tcp" | "udp", 
 }
 
 /** Lab tests fail, never skip, when the machine lacks what they need. */
-async function requireTools(): Promise<void> {
+async function requireTools(engine: Engine): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces, dockerd, iptables)");
   const missing: string[] = [];
-  for (const tool of ["ip", "nsenter", "socat", "docker", "iptables-save", "ipset", "ldd", "tar", "nft", "conntrack", "stdbuf", DOCKERD]) {
+  for (const tool of ["ip", "nsenter", "socat", "docker", "iptables-save", "ipset", "ldd", "tar", "nft", "conntrack", "stdbuf", engine.dockerd]) {
     const r = await runner.run("sh", ["-c", `command -v ${tool}`]);
     if (r.code !== 0) missing.push(tool);
   }

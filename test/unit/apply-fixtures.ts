@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
+import { CommandNotFoundError, type Runner } from "../../src/exec/runner.js";
 import { MemoryLock } from "../../src/apply/lock.js";
 import { StateStore } from "../../src/apply/state-store.js";
 import { render, type DesiredState } from "../../src/backends/rendered.js";
@@ -34,4 +35,18 @@ export async function withStore(body: (store: StateStore, lock: MemoryLock) => P
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A host whose iptables says it is the legacy variant: no `nft monitor` is started for it (the
+ * daemon would watch this machine's real ruleset otherwise). `hide`: commands that are not installed.
+ */
+export function legacyHost(fake: FakeNetfilter, hide?: RegExp): Runner {
+  return {
+    run: (cmd, args, opts) => {
+      if (hide?.test(cmd)) return Promise.reject(new CommandNotFoundError(cmd));
+      if (cmd === "iptables" && args[0] === "--version") return Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" });
+      return fake.run(cmd, args, opts);
+    },
+  };
 }

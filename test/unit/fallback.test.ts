@@ -10,7 +10,7 @@ import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { FakeNetfilter } from "./fake-netfilter.js";
-import { desiredFor, withStore } from "./apply-fixtures.js";
+import { desiredFor, legacyHost, withStore } from "./apply-fixtures.js";
 import { policy } from "./fixtures.js";
 import { applyAndRecord } from "../../src/apply/transaction.js";
 import { Netfilter } from "../../src/backends/netfilter.js";
@@ -33,20 +33,6 @@ before(() => {
   process.env.DOCKER_HOST = NO_DOCKER;
 });
 
-/**
- * A host whose iptables says it is the legacy variant: no `nft monitor` is started for it (the
- * daemon would watch this machine's real ruleset otherwise).
- */
-function legacyHost(fake: FakeNetfilter, hide?: RegExp): Runner {
-  return {
-    run: (cmd, args, opts) => {
-      if (hide?.test(cmd)) return Promise.reject(new CommandNotFoundError(cmd));
-      if (cmd === "iptables" && args[0] === "--version") return Promise.resolve({ code: 0, stdout: "iptables v1.8.9 (legacy)\n", stderr: "" });
-      return fake.run(cmd, args, opts);
-    },
-  };
-}
-
 const OUTSIDE = "DOCKWALL-INPUT-OUTSIDE";
 
 /** The host chain's openings: what a stranger may reach (rules that RETURN for new connections). */
@@ -65,10 +51,10 @@ test("no applied state: the lock-down holds, SSH 22/tcp open to anyone and nothi
     assert.equal(held.holding, "lock-down");
     assert.equal(held.result.changed, true);
     for (const family of ["ipv4", "ipv6"] as const) {
-      assert.deepEqual(hostOpenings(fake, family), ["-p tcp -m tcp --dport 22 -m comment --comment \"host 22/tcp\" -j RETURN"]);
+      assert.deepEqual(hostOpenings(fake, family), ["-p tcp -m tcp --dport 22 -m comment --comment \"[host-c7a38d82] host 22/tcp\" -j RETURN"]);
       assert.match(fake.rules(family, "filter", OUTSIDE).at(-1)!, /-j DROP/);
       // Published ports: nothing is let through the forward chain but replies.
-      assert.deepEqual(fake.rules(family, "mangle", "DOCKWALL-FORWARD-OUTSIDE").filter((r) => r.includes("-j RETURN")), ["-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment replies -j RETURN"]);
+      assert.deepEqual(fake.rules(family, "mangle", "DOCKWALL-FORWARD-OUTSIDE").filter((r) => r.includes("-j RETURN")), ["-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"[replies]\" -j RETURN"]);
       assert.deepEqual(fake.rules(family, "filter", "INPUT").slice(0, 1), ["-m comment --comment dockwall -j DOCKWALL-INPUT"]);
     }
     assert.equal((await store.current())?.source, LOCK_DOWN_SOURCE);

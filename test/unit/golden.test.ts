@@ -44,6 +44,8 @@ export async function goldenText(dir: string): Promise<string> {
     restorePayload(desired.ipv6, new Map())!.trimEnd(),
     "# sets",
     ...desired.sets.map((s) => `${s.name} ${s.family}: ${s.members.join(" ")}`),
+    "# entries (the ids in the rules' comments, and where each was written)",
+    ...(desired.entries ?? []).map((e) => `${e.id} ${rel(e.file)}:${e.line}:${e.col}`),
     "",
   ].join("\n");
 }

@@ -10,8 +10,8 @@ const SAVE_V4 = `*filter
 :DOCKWALL-INPUT-OUTSIDE - [0:0]
 :DOCKER-USER - [0:0]
 [12:720] -A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT-OUTSIDE
-[7:420] -A DOCKWALL-INPUT-OUTSIDE -p tcp -m tcp --dport 22 -m comment --comment "host 22/tcp" -j RETURN
-[5:300] -A DOCKWALL-INPUT-OUTSIDE -m comment --comment "default drop" -j DROP
+[7:420] -A DOCKWALL-INPUT-OUTSIDE -p tcp -m tcp --dport 22 -m comment --comment "[host-c7a38d82] host 22/tcp" -j RETURN
+[5:300] -A DOCKWALL-INPUT-OUTSIDE -m comment --comment "[default] default drop" -j DROP
 [99:9900] -A DOCKER-USER -j RETURN
 COMMIT
 `;
@@ -23,12 +23,13 @@ const runner: Runner = {
   },
 };
 
-test("rule counters come from the kernel at scrape time, for dockwall's chains only", async () => {
+test("rule counters come from the kernel at scrape time, for dockwall's chains only, as counters by policy entry", async () => {
   const metrics = new Metrics();
   metrics.useNetfilter(new Netfilter(runner, "nft"));
   const text = await metrics.registry.metrics();
-  assert.match(text, /dockwall_rule_packets\{family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",rule="2",comment="default drop",verdict="DROP"\} 5/);
-  assert.match(text, /dockwall_rule_bytes\{family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",rule="1",comment="host 22\/tcp",verdict="RETURN"\} 420/);
+  assert.match(text, /^# TYPE dockwall_rule_packets_total counter$/m);
+  assert.match(text, /^dockwall_rule_packets_total\{entry="default",family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",match="",verdict="DROP"\} 5$/m);
+  assert.match(text, /^dockwall_rule_bytes_total\{entry="host-c7a38d82",family="ipv4",table="filter",chain="DOCKWALL-INPUT-OUTSIDE",match="-p tcp -m tcp --dport 22",verdict="RETURN"\} 420$/m);
   assert.doesNotMatch(text, /DOCKER-USER/);
 });
 

@@ -87,10 +87,11 @@ function ruleOf(family: Family): fc.Arbitrary<Rule> {
     text.filter((prefix) => prefix.length <= 29).map((prefix) => ({ kind: "LOG" as const, prefix })),
     fc.constant({ kind: "goto" as const, chain: "DOCKWALL-INPUT-OUTSIDE" }),
   );
-  return fc.tuple(protoMatch, rest, verdict, fc.option(text, { nil: undefined })).map(([p, r, v, comment]) => {
+  const entry = fc.constantFrom("host-3f2a9c1b", "container-0a1b2c3d-2", "default", "replies", "neighbour-discovery");
+  return fc.tuple(protoMatch, rest, verdict, fc.option(text, { nil: undefined }), entry).map(([p, r, v, comment, e]) => {
     const match = { ...r, ...p } as Match;
     for (const k of Object.keys(match) as (keyof Match)[]) if (match[k] === undefined) delete match[k];
-    return { match, verdict: v, ...(comment !== undefined ? { comment } : {}) };
+    return { match, verdict: v, entry: e, ...(comment !== undefined ? { comment } : {}) };
   });
 }
 

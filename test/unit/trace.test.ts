@@ -193,8 +193,8 @@ test("audit targets: published ports per family, docker-proxy's sockets folded i
     ] },
   ];
   const sockets = [
-    { proto: "tcp" as const, family: "ipv4" as const, address: "0.0.0.0", port: 5432 },
-    { proto: "tcp" as const, family: "ipv6" as const, address: "::", port: 22 },
+    { proto: "tcp" as const, family: "ipv4" as const, address: "0.0.0.0", port: 5432, inode: 11 },
+    { proto: "tcp" as const, family: "ipv6" as const, address: "::", port: 22, inode: 12 },
   ];
   const t = auditTargets(containers, sockets);
   assert.deepEqual(t.map((x) => `${x.port} ${x.family} ${x.kind}`), ["22 ipv4 host", "22 ipv6 host", "5432 ipv4 container", "5432 ipv6 container"]);
@@ -210,8 +210,8 @@ test("listening sockets are read from /proc/net as the kernel prints them", () =
    1: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
    2: 0100A8C0:0016 0200A8C0:D431 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0`;
   assert.deepEqual(parseProcNet(tcp, "tcp", "ipv4"), [
-    { proto: "tcp", family: "ipv4", address: "0.0.0.0", port: 22 },
-    { proto: "tcp", family: "ipv4", address: "127.0.0.1", port: 8080 },
+    { proto: "tcp", family: "ipv4", address: "0.0.0.0", port: 22, inode: 1 },
+    { proto: "tcp", family: "ipv4", address: "127.0.0.1", port: 8080, inode: 2 },
   ]);
   const tcp6 = `  sl  local_address                         remote_address                        st
    0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A

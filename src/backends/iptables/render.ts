@@ -5,6 +5,7 @@
  */
 import type { Family, PortRange } from "../../policy/types.js";
 import type { CtState, FamilyRules, Match, Rule, Table, Verdict } from "../../ruleset/types.js";
+import { taggedComment } from "./entry-tag.js";
 
 export interface RenderedChain {
   table: Table;
@@ -54,7 +55,7 @@ export function renderRule(rule: Rule): string {
   if (m.srcSet !== undefined) parts.push("-m", "set", "--match-set", m.srcSet, "src");
   parts.push(...conntrackMatch(m));
   if (m.limit !== undefined) parts.push("-m", "limit", "--limit", limitSpelling(m.limit));
-  if (rule.comment !== undefined) parts.push("-m", "comment", "--comment", quote(rule.comment));
+  parts.push("-m", "comment", "--comment", quote(taggedComment(rule.entry, rule.comment)));
   parts.push(...target(rule.verdict));
   return parts.join(" ");
 }

@@ -14,6 +14,7 @@ import { memberSpelling, parseCidr } from "../../policy/addresses.js";
 import { CHAIN_PREFIX, type CtState, type Table } from "../../ruleset/types.js";
 import { CHAINS } from "../../compile/names.js";
 import { jumpSpec, quote, type RenderedFamily } from "./render.js";
+import { claimsTag, entryOfComment, unquoteWord } from "./entry-tag.js";
 
 const TABLES: readonly Table[] = ["filter", "mangle"];
 /** The jumps compile/index.ts makes, and no others: a jump into DOCKWALL-INPUT from FORWARD would filter routed traffic by the host's rules. */
@@ -103,7 +104,7 @@ export function acceptedQuickly(spec: string, ctx: RuleContext): boolean {
   if (ctorigdst !== undefined && !isAddressOrNetwork(ctorigdst, family)) return false;
   if (ctorigdstport !== undefined && !isPorts(ctorigdstport)) return false;
   if (limit === undefined && spec.includes("-m limit")) return false;
-  if (comment !== undefined && !isQuoted(comment, MAX_COMMENT)) return false;
+  if (comment !== undefined && (!isQuoted(comment, MAX_COMMENT) || tagProblem(unquoteWord(comment)) !== undefined)) return false;
   if (rejectWith !== undefined && !REJECT_WITH[family].includes(rejectWith)) return false;
   if (logPrefix !== undefined && !isQuoted(logPrefix, MAX_LOG_PREFIX)) return false;
   if (goto !== undefined && !ctx.chains.has(goto)) return false;
@@ -195,6 +196,8 @@ export function explainedProblem(spec: string, ctx: RuleContext): string | undef
     const c = take() ?? "";
     check(isQuoted(c), `--comment ${c} is not quoted as iptables prints it`);
     check(!isQuoted(c) || isQuoted(c, MAX_COMMENT), `--comment is longer than ${MAX_COMMENT} bytes (the kernel's limit)`);
+    const tag = isQuoted(c) ? tagProblem(unquoteWord(c)) : undefined;
+    if (tag !== undefined) problems.push(tag);
   }
   const target = words[i];
   if (peek("-j", "RETURN") || peek("-j", "DROP")) {
@@ -277,6 +280,16 @@ function splitWords(spec: string): string[] | string {
     }
   }
   return words;
+}
+
+/**
+ * A comment is free text (a comment changes nothing a rule does, and records written before entry
+ * tags hold every older form), but one that opens with `[` claims an entry tag and must be one:
+ * `[ID]` or `[ID] text`, ID as compile/entries.ts makes them (what explain and the metrics read).
+ */
+function tagProblem(comment: string): string | undefined {
+  if (!claimsTag(comment) || entryOfComment(comment) !== undefined) return undefined;
+  return `--comment ${JSON.stringify(printable(comment))} opens with "[" but not with an entry tag ([ID] with ID lower-case letters, digits and -)`;
 }
 
 /** A word as render's quote() writes it: its unquoted text quoted again gives it back; at most `maxBytes` unquoted. */
