@@ -2,14 +2,30 @@
 import { Argument, type Command } from "commander";
 import { describeProgram } from "../cli-docs/commander.js";
 import { COMPLETION_SHELLS, GENERATORS, completionPath, type CompletionShell } from "../cli-docs/completion-files.js";
-import { commandManPage } from "../cli-docs/man-cli.js";
+import { commandManPage, type ManExtras } from "../cli-docs/man-cli.js";
 import { policyManPage } from "../cli-docs/man-policy.js";
 import { POLICY_EXAMPLE, POLICY_KEYS, POLICY_RULES } from "../policy/reference.js";
 import { DEFAULT_STATE_DIR } from "../apply/state-store.js";
 import { UNIT_PATH } from "../daemon/systemd.js";
 import { DEFAULT_POLICY } from "./common.js";
+import { referenceMarkdown } from "../cli-docs/markdown.js";
+import { readRegularFile } from "../files/regular-file.js";
 
 const PAGES = ["dockwall", "dockwall.yaml"] as const;
+
+/** What dockwall reads besides its arguments: dockwall(8) and docs/REFERENCE.md list it. */
+const FILES_AND_ENVIRONMENT: Pick<ManExtras, "files" | "environment"> = {
+  files: [
+    { path: DEFAULT_POLICY, meaning: "the policy file commands read unless given -c FILE; see dockwall.yaml(5)" },
+    { path: DEFAULT_STATE_DIR, meaning: "applied states and the lock (--state-dir, DOCKWALL_STATE_DIR)" },
+    { path: UNIT_PATH, meaning: "the service dockwall install writes" },
+  ],
+  environment: [
+    { name: "DOCKWALL_STATE_DIR", meaning: `the state directory when --state-dir is not given (default ${DEFAULT_STATE_DIR}); an absolute path` },
+    { name: "DOCKER_HOST", meaning: "where Docker is reached: unix:///absolute/path or tcp://host[:port] (default unix:///var/run/docker.sock)" },
+    { name: "DOCKWALL_DEBUG", meaning: "when set, a failure also prints its stack trace" },
+  ],
+};
 
 /** The pages by name, for the program they describe; the build writes them into man/. */
 export function manPages(program: Command): Record<(typeof PAGES)[number], { section: number; text: string }> {
@@ -20,16 +36,7 @@ export function manPages(program: Command): Record<(typeof PAGES)[number], { sec
       text: commandManPage(cli, {
         section: 8,
         manual: "System Administration",
-        files: [
-          { path: DEFAULT_POLICY, meaning: "the policy file commands read unless given -c FILE; see dockwall.yaml(5)" },
-          { path: DEFAULT_STATE_DIR, meaning: "applied states and the lock (--state-dir, DOCKWALL_STATE_DIR)" },
-          { path: UNIT_PATH, meaning: "the service dockwall install writes" },
-        ],
-        environment: [
-          { name: "DOCKWALL_STATE_DIR", meaning: `the state directory when --state-dir is not given (default ${DEFAULT_STATE_DIR}); an absolute path` },
-          { name: "DOCKER_HOST", meaning: "where Docker is reached: unix:///absolute/path or tcp://host[:port] (default unix:///var/run/docker.sock)" },
-          { name: "DOCKWALL_DEBUG", meaning: "when set, a failure also prints its stack trace" },
-        ],
+        ...FILES_AND_ENVIRONMENT,
         seeAlso: ["dockwall.yaml(5)", "iptables(8)", "ip6tables(8)", "ipset(8)", "systemctl(1)"],
       }),
     },
@@ -70,5 +77,16 @@ or load it into this shell only:
     .addHelpText("after", "\nThe package installs both (npm's man field); from a checkout:\n  dockwall man dockwall.yaml | man -l -\n")
     .action((page: (typeof PAGES)[number], _opts: unknown, cmd: Command) => {
       process.stdout.write(manPages(cmd.parent!)[page].text);
+    });
+
+  // Hidden: a build step, not a user's command (npm run build:docs writes docs/REFERENCE.md with it).
+  program
+    .command("reference", { hidden: true })
+    .description("print docs/REFERENCE.md: the policy keys and commands, with the hand-written part from FILE")
+    .argument("<file>", "the hand-written part (exit codes, JSON output)")
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const handWritten = (await readRegularFile(file, { maxBytes: 1024 * 1024, what: "the reference's hand-written part" })).toString("utf8");
+      const policy = { keys: POLICY_KEYS, rules: POLICY_RULES, example: POLICY_EXAMPLE, defaultPath: DEFAULT_POLICY };
+      process.stdout.write(referenceMarkdown({ program: describeProgram(cmd.parent!), policy, ...FILES_AND_ENVIRONMENT, handWritten, handWrittenPath: file }));
     });
 }
