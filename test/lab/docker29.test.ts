@@ -12,15 +12,10 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Docker29Lab, LATE, WEB, type FirewallBackend } from "./docker29.js";
-import { HOST_ADDR, type Lab } from "./lab.js";
 import { dockwallOk, mismatches, probeMatrix } from "./checks.js";
+import { disagreements } from "./tracer-agreement.js";
 import { ADMINS_LIST, type ClientName, type Target } from "./expectations.js";
 import { engineGet } from "../../src/facts/engine-api.js";
-import { RuleWalker } from "../../src/trace/trace.js";
-import { parseSave } from "../../src/backends/iptables/save-parser.js";
-import { parseIpsetSave } from "../../src/backends/ipset.js";
-import { memberSets } from "../../src/trace/sets.js";
-import type { TraceHost } from "../../src/trace/packet.js";
 
 /** The lab policy (expectations.ts) adapted to the scenario: web's 80 is published as 8080, the late container's as 8081. */
 const POLICY = `# dockwall lab policy, Docker 29 stand-in
@@ -68,29 +63,6 @@ async function writePolicy(dir: string): Promise<string> {
   return file;
 }
 
-/** The tracer over the live iptables-save of both families against real connections (tracer-agreement.ts's idea, for the stand-in). */
-async function tracerDisagreements(lab: Lab, targets: Target[]): Promise<{ wrong: string[]; compared: number }> {
-  const [v4, v6, sets, addrs] = await Promise.all([
-    lab.hostIptablesSave("ipv4"),
-    lab.hostIptablesSave("ipv6"),
-    lab.exec(lab.hostNs, "ipset", ["save"]),
-    lab.exec(lab.hostNs, "ip", ["-j", "addr"]),
-  ]);
-  const links = JSON.parse(addrs.stdout) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
-  const host: TraceHost = { interfaces: links.map((l) => ({ name: l.ifname, addresses: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`) })) };
-  const members = memberSets(parseIpsetSave(sets.stdout, () => true));
-  const walkers = { ipv4: new RuleWalker(parseSave(v4), members, host), ipv6: new RuleWalker(parseSave(v6), members, host) };
-  const specs = await probeMatrix(lab, targets);
-  const real = await lab.probeMany(specs);
-  const wrong = specs.flatMap((s, i) => {
-    const r = walkers[s.family].trace({ family: s.family, proto: s.proto, src: s.client[s.family], dst: s.dst ?? HOST_ADDR[s.family], dport: s.port, inIface: "eth0" });
-    return (r.verdict === "accept") === real[i]
-      ? []
-      : [`${s.label}: real ${real[i] ? "open" : "closed"}, tracer ${r.verdict}${r.reason ? ` (${r.reason})` : ""}; last rule ${r.steps.at(-1)?.rule ?? "none"}`];
-  });
-  return { wrong, compared: specs.length };
-}
-
 /** The packet counter of the first rule in `nft list ruleset` output matching `pattern`, in the table `table`. */
 function nftCounter(ruleset: string, table: string, pattern: RegExp): number {
   const start = ruleset.indexOf(`table ${table} {`);
@@ -123,7 +95,7 @@ for (const backend of ["iptables", "nftables"] as FirewallBackend[]) {
       t.diagnostic(`probe matrix: ${(await probeMatrix(lab, TARGETS)).length} probes matched the policy`);
 
       if (backend === "iptables") {
-        const agreement = await tracerDisagreements(lab, TARGETS);
+        const agreement = await disagreements(lab, TARGETS);
         assert.deepEqual(agreement.wrong, [], `the tracer and the kernel, over ${agreement.compared} probes`);
         t.diagnostic(`tracer agreed with the kernel on ${agreement.compared} probes`);
       } else {
@@ -154,7 +126,7 @@ for (const backend of ["iptables", "nftables"] as FirewallBackend[]) {
       await dockwallOk(lab, ["apply", "-c", policy]);
       assert.deepEqual(await mismatches(lab, [...TARGETS, ...LATE_TARGETS]), [], `after the late container (${backend})`);
       if (backend === "iptables") {
-        const agreement = await tracerDisagreements(lab, [...TARGETS, ...LATE_TARGETS]);
+        const agreement = await disagreements(lab, [...TARGETS, ...LATE_TARGETS]);
         assert.deepEqual(agreement.wrong, [], `the tracer and the kernel after the late container, over ${agreement.compared} probes`);
         t.diagnostic(`after the late container: tracer agreed with the kernel on ${agreement.compared} probes`);
       }

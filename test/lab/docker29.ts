@@ -21,7 +21,7 @@ import { mkdtemp, readFile, rename, writeFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
-import { Lab, HOST_ADDR, listenCommand, type Family } from "./lab.js";
+import { Lab, HOST_ADDR, alive, listenCommand, sleep, type Family } from "./lab.js";
 import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
 import { LAB_TAG } from "./leftovers.js";
 
@@ -376,17 +376,4 @@ export class Docker29Lab extends Lab {
     if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.trim()}`);
     return r;
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -640,7 +640,7 @@ async function requireTools(engine: Engine): Promise<void> {
   if (missing.length) throw new Error(`the lab cannot run, missing: ${missing.join(", ")} (scripts/setup.sh installs them)`);
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -649,6 +649,6 @@ function alive(pid: number): boolean {
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -34,8 +34,8 @@ async function liveWalkers(lab: Lab): Promise<Record<"ipv4" | "ipv6", RuleWalker
 }
 
 /** Every probe where the tracer's verdict and the real connection differ, and how many were compared. */
-export async function disagreements(lab: Lab): Promise<{ wrong: string[]; compared: number; open: number }> {
-  const specs = await probeMatrix(lab, TRACED_TARGETS);
+export async function disagreements(lab: Lab, targets: Target[] = TRACED_TARGETS): Promise<{ wrong: string[]; compared: number; open: number }> {
+  const specs = await probeMatrix(lab, targets);
   const walkers = await liveWalkers(lab);
   const traced = specs.map((s) =>
     walkers[s.family].trace({
