@@ -28,8 +28,11 @@ export async function probeMatrix(lab: Lab, targets: Target[]): Promise<MatrixPr
   return specs;
 }
 
-/** How many more times a probe that came back closed where open was expected is asked again. */
-const CLOSED_RECHECKS = 2;
+/**
+ * How many more times a probe that came back closed where open was expected is asked again: a
+ * probe is one attempt (lab.ts probeMany), so an open path gets four tries to answer.
+ */
+const CLOSED_RECHECKS = 3;
 
 /**
  * The matrix's real outcomes, with every "closed" that contradicts `expectOpen` asked again before
@@ -58,6 +61,21 @@ export async function mismatches(lab: Lab, targets: Target[]): Promise<string[]>
     const expect = s.target.allowed.includes(s.client.name);
     return results[i] === expect ? [] : [`${s.label}: expected ${expect ? "open" : "closed"}, was ${results[i] ? "open" : "closed"}`];
   });
+}
+
+/**
+ * Every target at the host's address, probed from the stranger, against `dockwall audit --json`:
+ * audit must say "anyone" exactly where a real connection gets in. Returns the real outcomes and
+ * the disagreements.
+ */
+export async function strangerVersusAudit(lab: Lab, auditJson: string, targets: Target[]): Promise<{ real: boolean[]; wrong: string[] }> {
+  const rows = JSON.parse(auditJson).rows as { target: { port: number; proto: string; family: string }; reach: { who: string } }[];
+  const says = (s: ProbeSpec) => rows.find((row) => row.target.port === s.port && row.target.proto === s.proto && row.target.family === s.family)?.reach.who ?? "no row";
+  const specs = (await probeMatrix(lab, targets.filter((t) => t.container === undefined))).filter((s) => s.client === lab.clients.stranger);
+  // A closed probe where audit says "anyone" is asked again before it counts against audit.
+  const real = await probeOutcomes(lab, specs, (i) => says(specs[i]!) === "anyone");
+  const wrong = specs.flatMap((s, i) => ((says(s) === "anyone") === real[i] ? [] : [`${s.label}: real ${real[i] ? "open" : "closed"}, audit says ${says(s)}`]));
+  return { real, wrong };
 }
 
 export async function dockwallOk(lab: Lab, args: string[]): Promise<string> {

@@ -53,7 +53,6 @@ export const HOST_ADDR = { ipv4: "198.18.0.1", ipv6: "2001:db8:ff::1" } as const
 export const IMAGE = "dwlab:1";
 const PROBE_TIMEOUT_S = "1.5";
 const UDP_PROBE_TIMEOUT_S = "2";
-const UDP_PROBE_ATTEMPTS = 3;
 const PROBE_CONCURRENCY = 12;
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
 // The shipped artifact (package.json bin), not the unbundled build: what users run is what is tested.
@@ -68,6 +67,7 @@ export const CONTAINERS: { name: string; args: string[]; services: [number, stri
   { name: "db", args: ["-p", "5432:5432"], services: [[5432, "db", "tcp", true]] },
   { name: "django", args: ["-p", "8001:8000"], services: [[8000, "django", "tcp"]] },
   { name: "local", args: ["-p", "127.0.0.1:9090:80"], services: [[80, "local", "tcp"]] },
+  // Host port = container port: probes to one UDP port meet one responder however they are routed (probeMany).
   { name: "dns", args: ["-p", "5353:5353/udp"], services: [[5353, "dns", "udp"]] },
   { name: "api", args: ["--network", "appnet", "-p", "8002:8000"], services: [[8000, "api", "tcp"]] },
 ];
@@ -247,10 +247,15 @@ export class Lab {
     await this.dockerOk(["network", "create", "--subnet", "172.30.0.0/24", ...v6, "-o", "com.docker.network.bridge.name=dw-app", "appnet"]);
   }
 
-  /** A shell command that runs one or more listeners and keeps running. */
+  /**
+   * A shell command that runs one or more listeners and keeps running. It ends on SIGTERM, as a real
+   * service does: the shell is the container's pid 1, which the kernel shields from signals it has no
+   * handler for, so without the trap every `docker stop` and every dockerd shutdown waited out
+   * Docker's 10-second grace for each container (12 s per dockerd stop on Docker 28, measured).
+   */
   servicesCommand(services: [number, string, "tcp" | "udp", boolean?][]): string[] {
     const parts = services.map(([port, text, proto, echo]) => `(${listenCommand(port, text, proto, echo)}) &`);
-    return ["sh", "-c", `${parts.join(" ")} wait`];
+    return ["sh", "-c", `trap 'exit 0' TERM; ${parts.join(" ")} wait`];
   }
 
   serviceCommand(port: number, text: string, proto: "tcp" | "udp"): string[] {
@@ -325,20 +330,29 @@ export class Lab {
   }
 
   /**
-   * TCP probes run in parallel; UDP probes one at a time: a forked socat UDP responder shares its
-   * socket with the parent, and a child can take another client's datagram and answer the wrong peer.
+   * One real attempt per probe; asking a doubtful "closed" again is the caller's choice
+   * (checks.ts `probeOutcomes`), since only the caller knows which closed outcomes are surprising.
+   * TCP probes run in parallel. UDP probes to one port run one at a time: a forked socat UDP
+   * responder shares its socket with its parent, and a child can take another client's datagram and
+   * answer the wrong peer. Different ports are different responders (every UDP port the lab
+   * publishes is its container's own port, see CONTAINERS' dns), so their
+   * queues run side by side: a closed UDP probe is a 2-second silence, and one queue for all of them
+   * made most of a probe matrix's time.
    */
   async probeMany(specs: ProbeSpec[]): Promise<boolean[]> {
     const results: boolean[] = new Array(specs.length).fill(false);
-    const queue = (proto: "tcp" | "udp") => specs.flatMap((s, i) => (s.proto === proto ? [i] : []));
     const worker = async (indices: number[]) => {
       for (let i = indices.shift(); i !== undefined; i = indices.shift()) {
         const s = specs[i]!;
         results[i] = await this.probe(s.client, s.family, s.proto, s.port, s.dst);
       }
     };
-    const tcp = queue("tcp");
-    await Promise.all([worker(queue("udp")), ...Array.from({ length: PROBE_CONCURRENCY }, () => worker(tcp))]);
+    const tcp = specs.flatMap((s, i) => (s.proto === "tcp" ? [i] : []));
+    const udpByPort = new Map<number, number[]>();
+    specs.forEach((s, i) => {
+      if (s.proto === "udp") udpByPort.set(s.port, [...(udpByPort.get(s.port) ?? []), i]);
+    });
+    await Promise.all([...[...udpByPort.values()].map(worker), ...Array.from({ length: PROBE_CONCURRENCY }, () => worker(tcp))]);
     return results;
   }
 
@@ -347,15 +361,7 @@ export class Lab {
     const target = proto === "tcp" ? `TCP:${host}:${port},connect-timeout=${PROBE_TIMEOUT_S}` : `UDP:${host}:${port}`;
     // TCP sends nothing: a server that closes with unread data resets the connection, and the reset
     // can discard its answer before socat reads it. UDP needs a datagram to answer.
-    if (proto === "udp") {
-      // A datagram can be lost in the lab itself (a forked responder busy, a starved 2-core machine),
-      // and a lost answer looks like a closed port. An answer is proof of an open path; asking again
-      // never turns a closed port open, so "closed" is only believed after three silent tries.
-      for (let attempt = 0; attempt < UDP_PROBE_ATTEMPTS; attempt++) {
-        if (await this.udpAnswers(ns, target)) return true;
-      }
-      return false;
-    }
+    if (proto === "udp") return this.udpAnswers(ns, target);
     const r = await this.exec(ns, "socat", ["-T", PROBE_TIMEOUT_S, "-t", PROBE_TIMEOUT_S, "-", target], "");
     return r.code === 0 && r.stdout.trim().length > 0;
   }

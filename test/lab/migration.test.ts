@@ -11,7 +11,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab } from "./lab.js";
-import { mismatches, probeMatrix } from "./checks.js";
+import { mismatches, strangerVersusAudit } from "./checks.js";
 import { ADMINS_LIST, POLICY_TARGETS, type ClientName, type Target } from "./expectations.js";
 import { UFW_DOCKER_RULES, WRITE_UPS_RULES, WRITE_UPS_SET, ufwInputRules } from "./foreign-rules.js";
 
@@ -91,13 +91,7 @@ describe("docs/MIGRATING.md on Docker 20.10 (ip6tables DNAT): audit before and a
   /** Every port at the host's address, from the stranger: audit says "anyone" exactly where a real connection gets in. */
   async function auditAgreesWithStranger(policy: string): Promise<void> {
     const r = await lab.dockwall(["audit", "-c", policy, "--json"]);
-    const rows = JSON.parse(r.stdout).rows as { target: { port: number; proto: string; family: string }; reach: { who: string } }[];
-    const specs = (await probeMatrix(lab, POLICY_TARGETS.filter((t) => t.container === undefined && t.port !== 9090))).filter((s) => s.client === lab.clients.stranger);
-    const real = await lab.probeMany(specs);
-    const wrong = specs.flatMap((s, i) => {
-      const says = rows.find((row) => row.target.port === s.port && row.target.proto === s.proto && row.target.family === s.family)?.reach.who ?? "no row";
-      return (says === "anyone") === real[i] ? [] : [`${s.label}: real ${real[i] ? "open" : "closed"}, audit says ${says}`];
-    });
+    const { wrong } = await strangerVersusAudit(lab, r.stdout, POLICY_TARGETS.filter((t) => t.port !== 9090));
     assert.deepEqual(wrong, []);
   }
 
