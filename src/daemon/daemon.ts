@@ -63,7 +63,7 @@ export class Daemon {
       { debounceMs: opts.debounceMs },
     );
     this.files = new FileWatch((file) => this.loop.trigger(`file changed: ${file}`));
-    opts.metrics?.useApplied({ record: () => deps.store.current(), kernelHoldsRecord: () => this.kernelHoldsRecord() });
+    opts.metrics?.useApplied({ record: () => deps.store.current(), kernelHoldsRecord: () => this.kernelHoldsRecord(true) });
     if (!(opts.docker instanceof DockerHostInvalid)) {
       this.docker = new DockerEventStream(opts.docker, {
         connected: () => {
@@ -97,7 +97,8 @@ export class Daemon {
   async start(): Promise<void> {
     const started = Date.now();
     try {
-      const first = await this.applyPolicyFile();
+      // Once at start every member is read: what the daemon builds on afterwards is checked whole.
+      const first = await this.applyPolicyFile(true);
       this.log("info", first.changed ? "applied" : "unchanged", { causes: ["start"], ms: Date.now() - started, ...first.detail });
       this.opts.metrics?.applied(first.changed ? "changed" : "unchanged", ["start"], (Date.now() - started) / 1000);
       await this.policyHolds();
@@ -150,11 +151,15 @@ export class Daemon {
     // check is a try of the policy: the cheap path would only find the fallback.
     const rulesetOnly = causes.every((c) => RULESET_CAUSES.has(c));
     const periodicOnly = this.degraded === undefined && causes.length === 1 && causes[0] === PERIODIC;
-    if ((rulesetOnly || periodicOnly) && (await this.kernelHoldsRecord())) {
+    // The periodic check and SIGHUP are for what no event shows, a set member swapped for another at
+    // the same count among it: they read every member. A ruleset event says the rules changed, and
+    // apply's entry-count check of the sets is enough for it (ipset changes send no such event).
+    const everyMember = causes.some((c) => c === PERIODIC || c === "SIGHUP");
+    if ((rulesetOnly || periodicOnly) && (await this.kernelHoldsRecord(everyMember))) {
       return { changed: false, detail: {}, quiet: true };
     }
     try {
-      const outcome = await this.applyPolicyFile();
+      const outcome = await this.applyPolicyFile(everyMember);
       await this.policyHolds();
       return outcome;
     } catch (e) {
@@ -165,10 +170,10 @@ export class Daemon {
     }
   }
 
-  private async applyPolicyFile(): Promise<LoopOutcome> {
-    // Set members are checked by entry count, as every apply does: a member deleted or a set flushed
-    // shows; a member swapped for another at the same count shows in `dockwall status`.
-    const { compiled, result } = await applyPolicy(this.opts.policy, this.deps);
+  private async applyPolicyFile(everyMember: boolean): Promise<LoopOutcome> {
+    // Set members are checked by entry count unless `everyMember` (apply --full-read): a member
+    // deleted or a set flushed shows either way; one swapped for another at the same count only then.
+    const { compiled, result } = await applyPolicy(this.opts.policy, this.deps, { fullRead: everyMember });
     this.opts.metrics?.useNetfilter(compiled.netfilter);
     const inputs = compiled.origin.inputs;
     this.files.set([inputs.policy.path, ...inputs.groupFiles.map((g) => g.path)]);
@@ -235,14 +240,16 @@ export class Daemon {
    * The periodic check's cheap path: the kernel read and compared with the applied record (three
    * child processes), no Docker lookup, no compile. Docker and the files have their own events; this
    * is for drift no event showed (the legacy back end, a missed event). False sends it on to a full apply.
+   * With `everyMember`, every set member is read and compared; without, sets are compared by entry
+   * count, as apply does (apply.ts readSets).
    */
-  private async kernelHoldsRecord(): Promise<boolean> {
+  private async kernelHoldsRecord(everyMember: boolean): Promise<boolean> {
     // A state file that is not valid sends it on to the full apply, which reads the whole kernel.
     const unreadable = () => "unreadable" as const;
     const [recorded, pending] = await Promise.all([this.deps.store.current().catch(unreadable), this.deps.store.pending().catch(unreadable)]);
     if (recorded === undefined || recorded === "unreadable" || pending) return false;
     const nf = new Netfilter(this.deps.runner, recorded.variant);
-    return planIsEmpty(makePlan(recorded.state, await readLive(nf, { known: recorded.state })));
+    return planIsEmpty(makePlan(recorded.state, await readLive(nf, everyMember ? {} : { known: recorded.state })));
   }
 
   private startMonitor(): void {

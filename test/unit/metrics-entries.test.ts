@@ -119,3 +119,34 @@ test("the daemon's drift gauge: 0 once applied, 1 when a rule is deleted by hand
     }
   });
 });
+
+test("a set member swapped for another, the count unchanged: the drift gauge sees it and the periodic check repairs it", async () => {
+  await withStore(async (store, lock) => {
+    const fake = new FakeNetfilter();
+    const runner = legacyHost(fake);
+    const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
+    await writeFile(file, "groups:\n  office: [198.18.0.8/29, 198.18.0.32/29]\nhost:\n  - port: 22\n    from: [office]\n");
+    const metrics = new Metrics();
+    const daemon = new Daemon({ runner, store, lock }, { policy: file, docker: { socketPath: "/nonexistent/dockwall-test/docker.sock" }, checkEveryMs: 3_600_000, debounceMs: 5, metrics }, () => undefined);
+    try {
+      await daemon.start();
+      assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
+      const saved = (await fake.run("ipset", ["save"], {})).stdout;
+      const set = /^add (\S+) 198\.18\.0\.8\/29$/m.exec(saved)?.[1];
+      assert.ok(set, `the office set holds 198.18.0.8/29:\n${saved}`);
+      const swapped = await fake.run("ipset", ["restore"], { input: `del ${set} 198.18.0.8/29\nadd ${set} 198.18.0.16/29\n` });
+      assert.equal(swapped.code, 0, swapped.stderr);
+      assert.match(await metrics.registry.metrics(), /^dockwall_drift 1$/m, "a stranger's network in place of the office's is drift");
+      // The periodic check reads every member too, and puts the office's network back.
+      daemon.trigger("periodic check");
+      await daemon.idle();
+      const repaired = (await fake.run("ipset", ["save", set], {})).stdout;
+      assert.match(repaired, /^add \S+ 198\.18\.0\.8\/29$/m, repaired);
+      assert.doesNotMatch(repaired, /198\.18\.0\.16/, "the stranger's network is gone");
+      assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
+    } finally {
+      await daemon.stop();
+      await rm(file, { force: true });
+    }
+  });
+});
