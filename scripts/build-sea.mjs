@@ -2,7 +2,7 @@
 // Builds dockwall as one file per processor, for hosts without Node.js: Node's single executable
 // applications (SEA), the bundle dist/dockwall.cjs injected into a copy of the node binary.
 //
-//   npm run build:sea                                     # dist/release/dockwall-linux-{x64,arm64} + SHA256SUMS
+//   npm run build:sea                                     # dist/release/dockwall-linux-{x64,arm64} + SHA256SUMS, licences
 //   node scripts/build-sea.mjs --arch x64 --out DIR       # one processor, another folder (the tests)
 //
 // The base is the node binary of the version that runs this script (the blob must be made by the
@@ -27,9 +27,10 @@ const ARCHES = ["x64", "arm64"];
 // How to run an executable for another processor: qemu's user mode, with the cross libraries as root.
 const EMULATORS = { arm64: ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"], x64: ["qemu-x86_64", "-L", "/usr/x86_64-linux-gnu"] };
 
+class BuildError extends Error {}
+
 function fail(message) {
-  console.error(`build-sea: ${message}`);
-  process.exit(1);
+  throw new BuildError(message);
 }
 
 function parseArgs(argv) {
@@ -59,14 +60,18 @@ function registryNode(arch) {
     // npm checks the tarball against the registry's integrity; --json names the file it wrote.
     const packed = JSON.parse(execFileSync("npm", ["pack", spec, "--json", "--pack-destination", cache], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
     const tarball = path.join(cache, packed[0].filename);
-    execFileSync("tar", ["-xzf", tarball, "-C", cache, "package/bin/node"], { stdio: "inherit" });
+    execFileSync("tar", ["-xzf", tarball, "-C", cache, "package/bin/node", "package/LICENSE"], { stdio: "inherit" });
     rmSync(tarball);
   }
-  return { binary, source: `npm node-linux-${arch}@${version}` };
+  return { binary, license: [path.join(cache, "package", "LICENSE")], source: `npm node-linux-${arch}@${version}` };
 }
 
 function baseNode(arch) {
-  if (arch === process.arch && process.platform === "linux" && hasFuse(process.execPath)) return { binary: process.execPath, source: process.execPath };
+  if (arch === process.arch && process.platform === "linux" && hasFuse(process.execPath)) {
+    // Node's LICENSE (its own and its dependencies') where the official tarball and NodeSource's package put it.
+    const license = [path.join(path.dirname(process.execPath), "..", "share", "doc", "node", "LICENSE"), "/usr/share/doc/nodejs/LICENSE"];
+    return { binary: process.execPath, license, source: process.execPath };
+  }
   const base = registryNode(arch);
   if (!hasFuse(base.binary)) fail(`${base.source} has no SEA fuse ${FUSE}: it cannot hold a single executable`);
   return base;
@@ -120,6 +125,11 @@ async function main() {
     // The folder holds one build: executables of an older bundle go.
     for (const f of readdirSync(opts.out)) if (f.startsWith("dockwall-linux-")) rmSync(path.join(opts.out, f));
     for (const b of built) renameSync(b.exe, path.join(opts.out, b.name));
+    // What is shipped carries its licences: dockwall's, the bundled packages', Node.js's (and its dependencies').
+    const nodeLicense = built.flatMap((b) => b.base.license).find((f) => existsSync(f));
+    if (nodeLicense === undefined) fail(`no LICENSE of Node.js found beside ${built.map((b) => b.base.source).join(", ")}`);
+    copyFileSync(nodeLicense, path.join(opts.out, "NODE-LICENSE"));
+    for (const f of ["LICENSE", "THIRD-PARTY-LICENSES"]) copyFileSync(path.join(ROOT, f), path.join(opts.out, f));
     // `sha256sum -c SHA256SUMS` checks them.
     writeFileSync(path.join(opts.out, "SHA256SUMS"), built.map((b) => `${b.sha}  ${b.name}\n`).join(""));
     writeFileSync(
@@ -132,4 +142,8 @@ async function main() {
   for (const b of built) console.log(`${path.join(opts.out, b.name)}  ${b.sha}`);
 }
 
-await main();
+await main().catch((e) => {
+  // Its own refusals as one line; anything else (npm, tar, postject) with its trace.
+  console.error(e instanceof BuildError ? `build-sea: ${e.message}` : e);
+  process.exit(1);
+});
