@@ -5,7 +5,7 @@
  * a script but the name it was called by ("dockwall" found on PATH, a relative path): passed back
  * as an argument it would be read as a command, and it may name no file.
  */
-import { isSea } from "node:sea";
+import { createRequire } from "node:module";
 
 export interface SelfProgram {
   /** The file to run: the single executable, or node. */
@@ -17,8 +17,20 @@ export interface SelfProgram {
   singleExecutable: boolean;
 }
 
+/**
+ * Node's own answer (node:sea, since Node.js 20.12), asked when needed: a node older than that (no
+ * such module) is no single executable of ours, and must still get as far as its own error messages.
+ */
+function isSingleExecutable(): boolean {
+  try {
+    return (createRequire(process.execPath)("node:sea") as typeof import("node:sea")).isSea();
+  } catch {
+    return false;
+  }
+}
+
 export function selfProgram(): SelfProgram {
-  if (isSea()) return { file: process.execPath, args: [], code: process.execPath, singleExecutable: true };
+  if (isSingleExecutable()) return { file: process.execPath, args: [], code: process.execPath, singleExecutable: true };
   const script = process.argv[1];
   return { file: process.execPath, args: script === undefined ? [] : [script], code: script, singleExecutable: false };
 }
