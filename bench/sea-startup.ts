@@ -5,6 +5,10 @@
  * turns, run by run, so a drift of the machine's speed moves them together; two warm-up runs each
  * first (the executable's 100 MB in the page cache, as on a host that runs it every few minutes).
  *
+ * With BENCH_INSTRUCTIONS=1 each command also runs once under valgrind's callgrind, whose count of
+ * instructions moves far less than any time when other work shares the machine (but a run takes
+ * some 15 s).
+ *
  * Run: npm run bench:sea   (prints the table; extra executables to compare as LABEL=PATH arguments)
  */
 import { spawnSync } from "node:child_process";
@@ -33,6 +37,14 @@ function timedRun(cmd: string[]): { wall: number; cpu: number } {
   if (r.status !== 0) throw new Error(`${cmd.join(" ")}: exit ${r.status}`);
   const [wall, user, sys] = r.stderr.trim().split("\n").at(-1)!.split(" ").map(Number) as [number, number, number];
   return { wall: wall * 1000, cpu: (user + sys) * 1000 };
+}
+
+/** Instructions executed by one run (every thread), as callgrind counts them. */
+function instructionCount(cmd: string[]): number {
+  const r = spawnSync("valgrind", ["--tool=callgrind", "--callgrind-out-file=/dev/null", ...cmd], { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
+  const m = /Collected : (\d+)/.exec(r.stderr);
+  if (r.status !== 0 || !m) throw new Error(`valgrind ${cmd.join(" ")}: exit ${r.status}: ${r.stderr.slice(-500)}`);
+  return Number(m[1]);
 }
 
 function main(): void {
@@ -64,7 +76,11 @@ function main(): void {
   }
   const rows = (runs: Map<string, number[]>, what: string): FigureRow[] =>
     cases.map((c) => ({ name: `${c.name}: ${what}`, unit: "ms", runs: runs.get(c.name)!, ...stats(runs.get(c.name)!) }));
-  console.log(figureTable([...rows(wall, "wall"), ...rows(cpu, "CPU (user + system)")], 1, false));
+  const instructions: FigureRow[] = process.env.BENCH_INSTRUCTIONS === "1" ? cases.map((c) => {
+    const n = [instructionCount(c.cmd) / 1e6];
+    return { name: `${c.name}: instructions`, unit: "million", runs: n, ...stats(n) };
+  }) : [];
+  console.log(figureTable([...rows(wall, "wall"), ...rows(cpu, "CPU (user + system)"), ...instructions], 1, false));
 }
 
 main();
