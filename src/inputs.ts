@@ -16,6 +16,7 @@ import type { Facts } from "./facts/types.js";
 import { GROUP_FILE_LIMIT, POLICY_LIMIT } from "./policy/limits.js";
 import { readRegularFile, readTextWithin, type ReadText } from "./policy/read-file.js";
 import { VERSION } from "./version.js";
+import { selfProgram } from "./exec/self.js";
 
 export interface FileInput {
   path: string;
@@ -97,7 +98,7 @@ export async function reread(inputs: CompileInputs, policyFile: string): Promise
  * the running program (a rebuild without a version bump, on a developer's machine).
  */
 export async function codeIdentity(): Promise<string> {
-  const program = process.argv[1];
+  const program = selfProgram().code;
   if (program === undefined) return VERSION;
   try {
     const s = await stat(program);

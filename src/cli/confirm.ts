@@ -5,11 +5,12 @@ import { claimWindow, readWindow, type ConfirmWindow } from "../apply/confirm.js
 import { Exit, makeContext, print, type Context, type GlobalOptions } from "./common.js";
 import { rollBack } from "./rollback.js";
 import { ignoreUnreadable } from "../apply/state-store.js";
+import { selfProgram } from "../exec/self.js";
 
 /** Starts the keeper: detached, in its own session, so it outlives the terminal and the SSH connection. */
 export function startKeeper(ctx: Context, w: ConfirmWindow): void {
-  const script = process.argv[1]!;
-  const child = spawn(process.execPath, [script, "--state-dir", ctx.store.dir, "confirm-keeper", w.token], {
+  const self = selfProgram();
+  const child = spawn(self.file, [...self.args, "--state-dir", ctx.store.dir, "confirm-keeper", w.token], {
     detached: true,
     stdio: "ignore",
   });

@@ -3,6 +3,7 @@ import { replaceFile } from "../apply/safe-file.js";
 import { access, constants, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { runOk } from "../exec/runner.js";
+import { selfProgram } from "../exec/self.js";
 import { readPolicy } from "../pipeline.js";
 import { installSteps, SYSTEMD_PATH, UNIT_NAME, UNIT_PATH, underHome } from "../daemon/systemd.js";
 import { COMPLETION_SHELLS, completionFiles, completionPath, listedShells, type CompletionFile } from "../cli-docs/completion-files.js";
@@ -72,12 +73,14 @@ Example:
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const policy = path.resolve(opts.config);
       warn((await readPolicy(policy)).warnings);
-      const script = await realpath(process.argv[1]!);
-      if (!(await nodeOnSystemdPath())) {
+      const self = selfProgram();
+      const script = await realpath(self.code!);
+      if (!self.singleExecutable && !(await nodeOnSystemdPath())) {
         warn([`no node on systemd's PATH (${SYSTEMD_PATH.join(":")}): the service would not start; install Node.js system-wide or link it there, e.g. ln -s ${process.execPath} /usr/local/bin/node`]);
       }
       const steps = installSteps({
         script,
+        singleExecutable: self.singleExecutable,
         policy,
         underHome: underHome(script) || underHome(policy),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),

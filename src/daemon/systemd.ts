@@ -31,8 +31,13 @@ export const NODE_FROM_PATH = ["/usr/bin/env", "node"];
 export const SYSTEMD_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 export interface UnitOptions {
-  /** The dockwall script, as an absolute path. */
+  /** The dockwall script, or the single executable, as an absolute path. */
   script: string;
+  /**
+   * script is the single executable: the unit runs it itself, and the node flags go in NODE_OPTIONS
+   * (every argument of a single executable is its own, none is node's).
+   */
+  singleExecutable?: boolean;
   policy: string;
   /** Absolute; default /var/lib/dockwall (systemd's StateDirectory=). */
   stateDir?: string;
@@ -55,8 +60,7 @@ function pathSetting(p: string): string {
 export function renderUnit(o: UnitOptions): string {
   const customStateDir = o.stateDir !== undefined && o.stateDir !== DEFAULT_UNIT_STATE_DIR;
   const exec = [
-    ...NODE_FROM_PATH,
-    ...DAEMON_NODE_FLAGS,
+    ...(o.singleExecutable ? [] : [...NODE_FROM_PATH, ...DAEMON_NODE_FLAGS]),
     o.script,
     ...(customStateDir ? ["--state-dir", o.stateDir!] : []),
     "watch",
@@ -89,7 +93,7 @@ Type=notify
 # READY=1 comes from systemd-notify, a child process: Node.js cannot send on a datagram socket, and
 # systemd accepts READY=1 from a child only with NotifyAccess=all.
 NotifyAccess=all
-ExecStart=${exec}
+${o.singleExecutable ? `Environment=NODE_OPTIONS=${DAEMON_NODE_FLAGS.join(" ")}\n` : ""}ExecStart=${exec}
 ExecReload=/bin/kill -HUP $MAINPID
 # Stopping leaves the rules in place; a crash is restarted.
 Restart=always
