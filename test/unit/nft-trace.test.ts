@@ -234,6 +234,15 @@ test("fail closed: odd JSON is unreadable or unknown, never a crash or an open p
   for (const o of concat.nftables) if (o.map?.name === "filter-forward-in-jumps") o.map.type = ["ifname", "ipv4_addr"];
   assert.equal(walker(parseNftRuleset(JSON.stringify(concat), { iptablesNft: true }), "ipv4").trace(PROBES[0]!).verdict, "unknown");
 
+  // Nesting deep enough to overflow a recursive reader, on the published port's path: unknown, not a crash.
+  let deep = '"bridge1"';
+  for (let i = 0; i < 100_000; i++) deep = `{"elem": {"val": ${deep}}}`;
+  const raw = ruleset("usernet-portmap");
+  const nested = raw.replace('"right": "bridge1"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}', `"right": ${deep}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}`);
+  assert.notEqual(nested, raw);
+  const deepTrace = walker(parseNftRuleset(nested, { iptablesNft: true }), "ipv4").trace(PROBES[0]!);
+  assert.equal(deepTrace.verdict, "unknown");
+
   // A chain that jumps to itself: a loop, unknown.
   const loop = structuredClone(doc);
   for (const o of loop.nftables) if (o.rule?.chain === "nat-prerouting-and-output") o.rule.expr = [{ jump: { target: "nat-prerouting-and-output" } }];

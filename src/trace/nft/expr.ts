@@ -78,9 +78,19 @@ const refuse = (what: string): never => {
   throw new NotUnderstood(what);
 };
 const show = (v: unknown): string => {
-  const s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = "(unprintable)";
+  }
   return s.length > 120 ? `${s.slice(0, 117)}...` : s;
 };
+
+/** A set element's value: `{elem: {val, timeout, comment}}` wraps one once (never nested, as nft prints it). */
+export function elementValue(v: unknown): unknown {
+  return isObject(v) && isObject(v.elem) ? v.elem.val : v;
+}
 
 const L4: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", "ipv6-icmp": "icmpv6", icmpv6: "icmpv6", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6" };
 const ICMP_TYPES: Record<string, number> = { "echo-reply": 0, "destination-unreachable": 3, "echo-request": 8, "time-exceeded": 11 };
@@ -166,8 +176,8 @@ function keyOf(left: unknown): Key {
 }
 
 /** The test one right-hand value (or set element) makes, in the left side's domain. */
-function valueTest(v: unknown, domain: Domain): (x: Value) => boolean {
-  if (isObject(v) && isObject(v.elem)) return valueTest(v.elem.val, domain);
+function valueTest(element: unknown, domain: Domain): (x: Value) => boolean {
+  const v = elementValue(element);
   if (isObject(v) && isObject(v.prefix) && (domain === "addr4" || domain === "addr6")) {
     const net = addr(v.prefix.addr, domain);
     const len = v.prefix.len;
@@ -268,8 +278,7 @@ function elementTests(s: NftSet, domain: Domain): ((x: Value) => boolean)[] {
     try {
       tests = s.keys.map((k) => valueTest(k, domain));
     } catch (e) {
-      if (!(e instanceof NotUnderstood)) throw e;
-      throw new UnknownAtRuntime(`set ${s.name}: ${e.message} is not understood`);
+      throw new UnknownAtRuntime(`set ${s.name}: ${e instanceof NotUnderstood ? e.message : "an element"} is not understood`);
     }
     byDomain.set(domain, tests);
   }
@@ -299,20 +308,20 @@ function rightTest(right: unknown, domain: Domain): { text: string; test: (x: Va
   return { text, cidrs, test: (x) => tests.some((t) => t(x)) };
 }
 
-function cidrOf(e: unknown): string[] {
-  if (isObject(e) && isObject(e.elem)) return cidrOf(e.elem.val);
+function cidrOf(element: unknown): string[] {
+  const e = elementValue(element);
   if (typeof e === "string") return [e];
   if (isObject(e) && isObject(e.prefix)) return [`${String(e.prefix.addr)}/${String(e.prefix.len)}`];
   if (isObject(e) && Array.isArray(e.range)) return [String(e.range[0])];
   return [];
 }
 
-function valueText(v: unknown): string {
-  if (isObject(v) && isObject(v.elem)) return valueText(v.elem.val);
+function valueText(element: unknown): string {
+  const v = elementValue(element);
   if (typeof v === "string") return /^[\w.:/-]+$/.test(v) ? v : JSON.stringify(v);
   if (typeof v === "number") return String(v);
-  if (isObject(v) && isObject(v.prefix)) return `${valueText(v.prefix.addr)}/${valueText(v.prefix.len)}`;
-  if (isObject(v) && Array.isArray(v.range)) return `${valueText(v.range[0])}-${valueText(v.range[1])}`;
+  if (isObject(v) && isObject(v.prefix)) return `${show(v.prefix.addr).replace(/"/g, "")}/${show(v.prefix.len)}`;
+  if (isObject(v) && Array.isArray(v.range)) return `${show(v.range[0]).replace(/"/g, "")}-${show(v.range[1]).replace(/"/g, "")}`;
   return show(v);
 }
 
@@ -377,8 +386,7 @@ function vmapOf(body: Json): Extract<NftAction, { kind: "vmap" }> {
         try {
           return verdictOf(s.values[i]);
         } catch (e) {
-          if (!(e instanceof NotUnderstood)) throw e;
-          throw new UnknownAtRuntime(`map ${name}: ${e.message} is not understood`);
+          throw new UnknownAtRuntime(`map ${name}: ${e instanceof NotUnderstood ? e.message : "a verdict"} is not understood`);
         }
       },
     };
@@ -471,9 +479,9 @@ export function compileRule(body: Json): NftRule {
           return refuse(show(e));
       }
     } catch (err) {
-      if (!(err instanceof NotUnderstood)) throw err;
+      // NotUnderstood, or what hostile JSON can do to the reading itself (nesting deep enough to overflow the stack).
       rule.text.push(show(e));
-      return done(err.message);
+      return done(err instanceof NotUnderstood ? err.message : `${show(e)} (${err instanceof Error ? err.name : "error"})`);
     }
   }
   return done();

@@ -14,7 +14,7 @@
  * rule.ts reads, and walking them twice would count their rules twice.
  */
 import type { Family } from "../../policy/types.js";
-import { compileRule, compileSet, type NftRule, type NftSet } from "./expr.js";
+import { compileRule, compileSet, elementValue, type NftRule, type NftSet } from "./expr.js";
 
 export type NftHook = "prerouting" | "input" | "forward" | "postrouting";
 
@@ -191,8 +191,8 @@ export function nftAddresses(nft: NftFamily, dir: "src" | "dst"): { kinds: strin
   return { kinds, all };
 }
 
-function cidrOfElement(e: unknown): string[] {
-  if (isObject(e) && isObject(e.elem)) return cidrOfElement(e.elem.val);
+function cidrOfElement(element: unknown): string[] {
+  const e = elementValue(element);
   if (typeof e === "string") return [e];
   if (isObject(e) && isObject(e.prefix) && typeof e.prefix.addr === "string" && typeof e.prefix.len === "number") return [`${e.prefix.addr}/${e.prefix.len}`];
   // A range: its first address stands for it (a stranger inside one is not excluded: audit then errs towards "anyone").
