@@ -90,6 +90,10 @@ for (const backend of ["iptables", "nftables"] as FirewallBackend[]) {
 
       // Docker alone: its rules as loaded let everyone reach the published port, over both families.
       assert.deepEqual(await mismatches(lab, DOCKER_ALONE), [], "Docker 29's rules alone");
+      // The tracer sees what Docker's rules alone decide: its DNAT and its drop of direct routing (on nftables, in docker-bridges only).
+      const alone = await disagreements(lab, DOCKER_ALONE);
+      assert.deepEqual(alone.wrong, [], `the tracer and the kernel, Docker's rules alone, over ${alone.compared} probes`);
+      t.diagnostic(`Docker alone: tracer agreed with the kernel on ${alone.compared} probes`);
 
       const policy = await writePolicy(lab.workDir);
       assert.match(await dockwallOk(lab, ["apply", "-c", policy]), /applied/);

@@ -135,6 +135,17 @@ test("nat-unprotected: Docker's accept of every port (UNPROTECTED) is traced as 
   assert.equal(w.trace(probe("ipv4", STRANGER.ipv4, WEB.ipv4, 9000)).verdict, "accept");
 });
 
+test("ct state before conntrack (a chain at raw priority) reads invalid, as nft does; after it, new", () => {
+  const withRule = (chain: string) => {
+    const doc = JSON.parse(ruleset("usernet-portmap")) as { nftables: unknown[] };
+    const expr = [{ match: { op: "in", left: { ct: { key: "state" } }, right: "invalid" } }, { drop: null }];
+    doc.nftables.push({ rule: { family: "ip", table: "docker-bridges", chain, handle: 99, expr } });
+    return walker(parseNftRuleset(JSON.stringify(doc), { iptablesNft: true }), "ipv4").trace(probe("ipv4", STRANGER.ipv4, HOST_ADDR.ipv4, 8080));
+  };
+  assert.equal(withRule("raw-PREROUTING").verdict, "drop");
+  assert.equal(withRule("filter-FORWARD").verdict, "accept");
+});
+
 test("audit on Docker 29's nftables back end: the published port is anyone's alone, one source's beside dockwall's rules", async () => {
   const target: AuditTarget = { kind: "container", proto: "tcp", port: 8080, family: "ipv4", bind: "0.0.0.0", what: "container web 80/tcp" };
   const walkers = (iptables: (f: Family) => string) => ({ ipv4: walker(PORTMAP, "ipv4", iptables("ipv4")), ipv6: walker(PORTMAP, "ipv6", iptables("ipv6")) });

@@ -16,6 +16,11 @@ import { UnknownAtRuntime } from "../rule.js";
 
 export interface NftEnv {
   isLocal(address: string): boolean;
+  /**
+   * Whether conntrack has seen the packet (it runs at -200 on prerouting): before it, nft reads
+   * `ct state` as invalid and no ct status; at -200 itself the order is not known.
+   */
+  conntrack: "before" | "at" | "after";
   /** A named set or map of the rule's own table. */
   set(name: string): NftSet | undefined;
 }
@@ -161,9 +166,13 @@ function keyOf(left: unknown): Key {
   if (isObject(left.ct)) {
     const k = left.ct.key;
     if (left.ct.dir !== undefined || left.ct.family !== undefined) return refuse(`ct ${show(left.ct)}`);
-    if (k === "state") return { text: "ct state", domain: "ctstate", read: () => "new" };
-    if (k === "status") return { text: "ct status", domain: "ctstatus", read: (p) => (p.ct.dnat ? "dnat" : "") };
-    if (k === "direction") return { text: "ct direction", domain: "ctdirection", read: () => "original" };
+    const tracked = (env: NftEnv): boolean => {
+      if (env.conntrack === "at") throw new UnknownAtRuntime("ct in a chain at conntrack's own priority (-200)");
+      return env.conntrack === "after";
+    };
+    if (k === "state") return { text: "ct state", domain: "ctstate", read: (_p, env) => (tracked(env) ? "new" : "invalid") };
+    if (k === "status") return { text: "ct status", domain: "ctstatus", read: (p, env) => (tracked(env) && p.ct.dnat ? "dnat" : "") };
+    if (k === "direction") return { text: "ct direction", domain: "ctdirection", read: (_p, env) => (tracked(env) ? "original" : NA) };
     return refuse(`ct ${show(k)}`);
   }
   if (isObject(left.fib)) {

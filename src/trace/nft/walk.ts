@@ -11,6 +11,9 @@ import { escapeControls } from "../../policy/quote.js";
 import type { NftChain, NftFamily } from "./ruleset.js";
 import type { NftEnv, NftVerdict } from "./expr.js";
 
+/** NF_IP_PRI_CONNTRACK: where conntrack takes the packet on prerouting. */
+const CONNTRACK_PRIO = -200;
+
 export function walkNftChain(
   base: NftChain & { base: NonNullable<NftChain["base"]> },
   nft: NftFamily,
@@ -18,7 +21,10 @@ export function walkNftChain(
   isLocal: (address: string) => boolean,
   steps: TraceStep[],
 ): { verdict: Verdict; reason?: string } {
-  const env: NftEnv = { isLocal, set: (name) => nft.set(base.table, name) };
+  const { hook, prio } = base.base;
+  // NAT chains run at the NAT core's place (-100), after conntrack whatever they declare.
+  const conntrack = hook !== "prerouting" || base.base.type === "nat" || prio > CONNTRACK_PRIO ? "after" : prio === CONNTRACK_PRIO ? "at" : "before";
+  const env: NftEnv = { isLocal, conntrack, set: (name) => nft.set(base.table, name) };
   const table = escapeControls(base.table);
   const stack: { chain: NftChain; next: number }[] = [];
   let current: NftChain = base;
