@@ -53,6 +53,13 @@ export class Netfilter {
     if (r.code !== 0) throw new NetfilterError(`${bin}${extra.length ? " " + extra.join(" ") : ""} refused the ${family} rules: ${r.stderr.trim()}`);
   }
 
+  /** The whole nftables ruleset as JSON (`nft -j list ruleset`, libnftables-json(5)), for the tracer. Read-only. */
+  async nftRuleset(): Promise<string> {
+    const r = await this.runner.run("nft", ["-j", "list", "ruleset"]);
+    if (r.code !== 0) throw new NetfilterError(`nft -j list ruleset failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
   /** Every ipset (or one), with its members, as `ipset save` prints it. Read-only. */
   async ipsetSave(name?: string): Promise<string> {
     return this.ipset(name === undefined ? ["save"] : ["save", name]);

@@ -35,7 +35,7 @@ export function registerAudit(program: Command): void {
       const bridges = auditBridges(docker, [live.walkers.ipv4.tables, live.walkers.ipv6.tables]);
       const rows = await audit(auditTargets(docker.containers, sockets.sockets, docker.reachable), live.walkers, live.host, bridges);
       const firewall = await readFirewallReport(ctx.runner, docker, nf.variant);
-      const findings = { ...auditFindings(untracedPublishedPorts(rows, firewall.backend), loaded?.policy, file, docker, sockets), firewall };
+      const findings = { ...auditFindings(untracedPublishedPorts(rows, firewall.backend, live.nft), loaded?.policy, file, docker, sockets), firewall };
       print(opts.json ? [JSON.stringify(auditJson(findings), null, 2)] : humanAudit(findings));
       const code = auditExitCode(findings);
       if (code !== 0) throw new Exit(code);

@@ -65,7 +65,7 @@ export function registerExplain(program: Command): void {
       // An interface without an address of its own still takes connections to the host's other addresses.
       const dst = opts.dst ?? (iface && familyAddresses(iface, family)[0]) ?? outside.flatMap((i) => familyAddresses(i, family))[0] ?? fail(`no ${family} address on this host; give --dst`);
       const probe: Probe = { family, proto: svc.proto, src: source, dst, inIface, ...(svc.port !== undefined ? { dport: svc.port } : {}) };
-      const result = untracedVerdict(await traceResolving(live.walkers[family], probe), engine.firewallBackend);
+      const result = untracedVerdict(await traceResolving(live.walkers[family], probe), engine.firewallBackend, live.nft);
       const decision = dockwallDecision(result.steps, applied.entries);
       if (opts.json) {
         const steps = result.steps.map((s) => {

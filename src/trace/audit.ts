@@ -11,6 +11,7 @@ import { isLocal, type RuleWalker, type TraceResult } from "./trace.js";
 import { traceResolving } from "./sets.js";
 import type { TraceHost, TraceProto } from "./packet.js";
 import type { SocketOwner } from "../facts/socket-owners.js";
+import { nftAddresses } from "./nft/ruleset.js";
 
 export interface AuditTarget {
   kind: "container" | "host";
@@ -62,6 +63,9 @@ export async function sourceKinds(walker: RuleWalker, family: Family, inside: st
       }
     }
   }
+  // nft's tables (Docker 29's docker-bridges, or a hand-written one) tell sources apart too.
+  const nft = nftAddresses(walker.nft, "src");
+  cidrs.push(...nft.kinds);
   const sources: Source[] = [];
   const seen = new Set<string>();
   const add = (label: string, address: string | undefined) => {
@@ -83,7 +87,8 @@ export async function sourceKinds(walker: RuleWalker, family: Family, inside: st
     known.push(c);
     add(c.replace(/\/(32|128)$/, ""), first);
   }
-  const addresses = new AddressSet(known.filter((k) => parseCidr(k)?.bytes.length === (family === "ipv4" ? 4 : 16)), family);
+  const ofFamily = (k: string) => parseCidr(k)?.bytes.length === (family === "ipv4" ? 4 : 16) && k.includes(":") === (family === "ipv6");
+  const addresses = new AddressSet([...known, ...nft.all].filter(ofFamily), family);
   for (const candidate of STRANGERS[family]) {
     if (addresses.has(candidate)) continue;
     await Promise.all(sets.map((name) => walker.sets.resolve(name, candidate)));
@@ -131,6 +136,7 @@ export async function destinationKinds(walker: RuleWalker, family: Family, host:
       }
     }
   }
+  for (const c of nftAddresses(walker.nft, "dst").kinds) cidrs.add(c);
   const matchers = [...cidrs].flatMap((c) => cidrMatcher(c) ?? []);
   const views = [...sets].map((name) => ({ name, view: walker.sets.get(name) }));
   const kinds = new Map<string, string>();

@@ -1,7 +1,7 @@
 /**
  * The live kernel as the tracer needs it: every table of both families, every set (not only
- * dockwall's: audit judges any host's rules) asked of the kernel as needed, and the host's
- * interfaces. Read-only.
+ * dockwall's: audit judges any host's rules) asked of the kernel as needed, nftables' own tables
+ * (`nft -j list ruleset`: Docker 29's docker-bridges), and the host's interfaces. Read-only.
  */
 import type { Family } from "../policy/types.js";
 import type { Netfilter } from "../backends/netfilter.js";
@@ -12,26 +12,43 @@ import { readInterfaces } from "../facts/host.js";
 import { RuleWalker } from "./trace.js";
 import { kernelSets, type TraceSets } from "./sets.js";
 import type { TraceHost } from "./packet.js";
+import { emptyNftRuleset, parseNftRuleset, type NftRuleset } from "./nft/ruleset.js";
 
 export interface LiveTables {
   host: TraceHost;
   tables: Record<Family, SavedState>;
   sets: TraceSets;
+  /** nft's tables beside iptables'; `unreadable` says why there are none (no nft on the host, say). */
+  nft: NftRuleset;
 }
 
 export interface LiveRules {
   host: TraceHost;
   walkers: Record<Family, RuleWalker>;
+  nft: NftRuleset;
 }
 
 export async function readLiveTables(nf: Netfilter, host?: TraceHost): Promise<LiveTables> {
-  const [v4, v6, sets] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), readKernelSets(nf)]);
-  return { host: host ?? { interfaces: readInterfaces() }, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets };
+  const [v4, v6, sets, nft] = await Promise.all([nf.save("ipv4"), nf.save("ipv6"), readKernelSets(nf), readNft(nf)]);
+  return { host: host ?? { interfaces: readInterfaces() }, tables: { ipv4: parseSave(v4), ipv6: parseSave(v6) }, sets, nft };
 }
 
-/** Tables already read (apply's own read, for the lock-out guard), with the kernel's sets beside them. */
+/**
+ * Tables already read (apply's own read, for the lock-out guard), with the kernel's sets beside them.
+ * The guard judges dockwall's own rules on the session's path and does not read nft (apply's time is
+ * budgeted), so nft's tables are left out.
+ */
 export async function liveTablesFrom(nf: Netfilter, tables: Record<Family, SavedState>): Promise<LiveTables> {
-  return { host: { interfaces: readInterfaces() }, tables, sets: await readKernelSets(nf) };
+  return { host: { interfaces: readInterfaces() }, tables, sets: await readKernelSets(nf), nft: emptyNftRuleset("not read for the lock-out guard") };
+}
+
+/** nft's ruleset, less the tables iptables-nft owns when that is where dockwall reads iptables. */
+async function readNft(nf: Netfilter): Promise<NftRuleset> {
+  try {
+    return parseNftRuleset(await nf.nftRuleset(), { iptablesNft: nf.variant === "nft" });
+  } catch (e) {
+    return emptyNftRuleset(e instanceof Error ? e.message : String(e));
+  }
 }
 
 /**
@@ -76,8 +93,8 @@ async function readKernelSets(nf: Netfilter): Promise<TraceSets> {
 }
 
 export function walkersOf(live: LiveTables): LiveRules {
-  const walker = (f: Family) => new RuleWalker(live.tables[f], live.sets, live.host);
-  return { host: live.host, walkers: { ipv4: walker("ipv4"), ipv6: walker("ipv6") } };
+  const walker = (f: Family) => new RuleWalker(live.tables[f], live.sets, live.host, undefined, live.nft.families[f]);
+  return { host: live.host, walkers: { ipv4: walker("ipv4"), ipv6: walker("ipv6") }, nft: live.nft };
 }
 
 export async function readLiveRules(nf: Netfilter, host?: TraceHost): Promise<LiveRules> {

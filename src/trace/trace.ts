@@ -9,6 +9,15 @@
  * within a table, jumps, gotos, RETURN and chain policies as iptables does them. The rules come from
  * `iptables-save` text (all tables) and the sets from `ipset save`: any host's live rules, dockwall's
  * or not. A rule it does not understand, reached by the packet, makes the verdict `unknown`.
+ *
+ * Beside them, the nftables tables of `nft -j list ruleset` (nft/), such as Docker 29's
+ * `docker-bridges`: at each hook every base chain runs in priority order, iptables' tables at theirs
+ * (raw -300, mangle -150, nat -100, filter 0) and nft's at what they declare. An accept ends only its
+ * own base chain and the packet goes on to the next; a drop is final. NAT chains run at the NAT
+ * core's place in the hook (-100 prerouting, 100 postrouting, whatever they declare, in their own
+ * order), and once one has rewritten the destination the later ones are not run: as the kernel does.
+ * nft's postrouting base chains are walked too (iptables' never were: dockwall and Docker's iptables
+ * rules drop nothing there).
  */
 import type { SavedState } from "../backends/iptables/save-parser.js";
 import { addressBytes, cidrMatcher } from "./address-set.js";
@@ -16,6 +25,8 @@ import { SourceIndex } from "./source-index.js";
 import type { TraceSets } from "./sets.js";
 import { parseRule, UnknownAtRuntime, type MatchEnv, type ParsedRule } from "./rule.js";
 import type { PacketView, Probe, TraceHost } from "./packet.js";
+import { emptyNftRuleset, type NftChain, type NftFamily, type NftHook } from "./nft/ruleset.js";
+import { walkNftChain } from "./nft/walk.js";
 
 export type Verdict = "accept" | "drop" | "reject" | "unknown";
 
@@ -42,6 +53,24 @@ export interface TraceResult {
   reason?: string;
 }
 
+/** One base chain of a hook: an iptables table's built-in chain or an nft base chain. */
+type Stage =
+  | { kind: "iptables"; table: string; chain: string; prio: number; nat: boolean }
+  | { kind: "nft"; chain: NftChain & { base: NonNullable<NftChain["base"]> }; prio: number; nat: boolean };
+
+/** iptables' tables on each hook, at their priorities (NF_IP_PRI_*), as the walk has always taken them. */
+const IPTABLES_STAGES: Record<NftHook, [string, number][]> = {
+  prerouting: [["raw", -300], ["mangle", -150], ["nat", -100]],
+  input: [["mangle", -150], ["filter", 0]],
+  forward: [["mangle", -150], ["filter", 0]],
+  postrouting: [],
+};
+
+/** Where the NAT core runs a hook's NAT chains (NF_IP_PRI_NAT_DST / NF_IP_PRI_NAT_SRC). */
+const NAT_PRIO: Record<NftHook, number> = { prerouting: -100, input: 100, forward: 0, postrouting: 100 };
+
+const NO_NFT = emptyNftRuleset().families.ipv4;
+
 /** A host's rules, parsed once and traced many times (audit runs hundreds of probes). */
 export class RuleWalker {
   private readonly parsed = new Map<string, { rules: ParsedRule[]; bySource: SourceIndex | undefined }>();
@@ -52,7 +81,42 @@ export class RuleWalker {
     private readonly host: TraceHost,
     /** Skip the `-s` rules a source cannot match (source-index.ts); off only to check it changes nothing. */
     private readonly options: { skipBySource: boolean } = { skipBySource: true },
+    /** The family's nftables tables other than iptables' own (nft/ruleset.ts). */
+    readonly nft: NftFamily = NO_NFT,
   ) {}
+
+  private readonly stagesByHook = new Map<NftHook, Stage[]>();
+
+  /** The hook's base chains in the order the kernel runs them; iptables' first among equals. */
+  private stages(hook: NftHook): Stage[] {
+    let s = this.stagesByHook.get(hook);
+    if (s === undefined) {
+      const iptables: Stage[] = IPTABLES_STAGES[hook].map(([table, prio]) => ({ kind: "iptables", table, chain: hook.toUpperCase(), prio, nat: table === "nat" }));
+      const nft: Stage[] = this.nft.baseChains.flatMap((chain) => {
+        const base = chain.base;
+        return base?.hook === hook ? [{ kind: "nft" as const, chain: { ...chain, base }, prio: base.prio, nat: base.type === "nat" }] : [];
+      });
+      // NAT chains at the NAT core's place, among themselves by their own priority; ties in the order listed.
+      const at = (x: Stage) => (x.nat ? NAT_PRIO[hook] : x.prio);
+      s = [...iptables, ...nft].map((x, order) => ({ x, order })).sort((a, b) => at(a.x) - at(b.x) || a.x.prio - b.x.prio || a.order - b.order).map((e) => e.x);
+      this.stagesByHook.set(hook, s);
+    }
+    return s;
+  }
+
+  /** The hook's base chains walked in order: the first verdict other than accept ends the packet's way. */
+  private runHook(hook: NftHook, p: PacketView, steps: TraceStep[]): { verdict: Verdict; reason?: string } {
+    let natDone = false;
+    for (const stage of this.stages(hook)) {
+      if (stage.nat && natDone) continue;
+      const wasDnat = p.ct.dnat;
+      const r = stage.kind === "iptables" ? this.walk(stage.table, stage.chain, p, steps) : walkNftChain(stage.chain, this.nft, p, (a) => isLocal(this.host, a), steps);
+      if (r.verdict !== "accept") return r;
+      // The NAT core stops at the first chain that sets up the mapping (a DNAT here; an SNAT on postrouting).
+      if (stage.nat && (p.ct.dnat !== wasDnat || (hook === "postrouting" && steps.at(-1)?.action === "SNAT"))) natDone = true;
+    }
+    return { verdict: "accept" };
+  }
 
   private chain(table: string, chain: string): { rules: ParsedRule[]; bySource: SourceIndex | undefined } {
     const k = `${table}/${chain}`;
@@ -92,19 +156,19 @@ export class RuleWalker {
       ...(p.ct.dnat ? { dnat: { dst: p.dst, ...(p.dport !== undefined ? { dport: p.dport } : {}) } } : {}),
       ...(reason ? { reason } : {}),
     });
-    for (const table of ["raw", "mangle", "nat"]) {
-      const r = this.walk(table, "PREROUTING", p, steps);
-      if (r.verdict !== "accept") return done(r.verdict, r.reason);
-    }
+    if (this.nft.untraceable !== undefined) return done("unknown", this.nft.untraceable);
+    const pre = this.runHook("prerouting", p, steps);
+    if (pre.verdict !== "accept") return done(pre.verdict, pre.reason);
     path = isLocal(this.host, p.dst) ? "input" : "forward";
     if (path === "forward") {
       const out = route(this.host, p.dst);
       if (out !== undefined) p.outIface = out;
     }
-    const hook = path === "input" ? "INPUT" : "FORWARD";
-    for (const table of ["mangle", "filter"]) {
-      const r = this.walk(table, hook, p, steps);
-      if (r.verdict !== "accept") return done(r.verdict, r.reason);
+    const r = this.runHook(path, p, steps);
+    if (r.verdict !== "accept") return done(r.verdict, r.reason);
+    if (path === "forward") {
+      const post = this.runHook("postrouting", p, steps);
+      if (post.verdict !== "accept") return done(post.verdict, post.reason);
     }
     return done("accept");
   }

@@ -3,9 +3,10 @@
  * with real packets: Docker alone lets everyone reach the published port; under dockwall's policy
  * the probe matrix (three clients, IPv4 and IPv6, a published port by host port with a per-source
  * opening, direct routing to a container address, a container started after the apply) matches the
- * policy. iptables back end: the tracer agrees with the kernel on every probe. nftables back end:
- * Docker's own accept for the published port is on the path and counted, and still cannot undo
- * dockwall's drop for the stranger, not even when Docker's forward chain runs before dockwall's.
+ * policy. On both back ends the tracer agrees with the kernel on every probe (on nftables it reads
+ * Docker's docker-bridges tables from `nft -j list ruleset`), and audit and explain answer. nftables
+ * back end: Docker's own accept for the published port is on the path and counted, and still cannot
+ * undo dockwall's drop for the stranger, not even when Docker's forward chain runs before dockwall's.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { Docker29Lab, LATE, WEB, type FirewallBackend } from "./docker29.js";
 import { dockwallOk, mismatches, probeMatrix } from "./checks.js";
 import { disagreements } from "./tracer-agreement.js";
 import { ADMINS_LIST, type ClientName, type Target } from "./expectations.js";
+import { HOST_ADDR } from "./lab.js";
 import { engineGet } from "../../src/facts/engine-api.js";
 
 /** The lab policy (expectations.ts) adapted to the scenario: web's 80 is published as 8080, the late container's as 8081. */
@@ -88,17 +90,35 @@ for (const backend of ["iptables", "nftables"] as FirewallBackend[]) {
 
       // Docker alone: its rules as loaded let everyone reach the published port, over both families.
       assert.deepEqual(await mismatches(lab, DOCKER_ALONE), [], "Docker 29's rules alone");
+      // The tracer sees what Docker's rules alone decide: its DNAT and its drop of direct routing (on nftables, in docker-bridges only).
+      const alone = await disagreements(lab, DOCKER_ALONE);
+      assert.deepEqual(alone.wrong, [], `the tracer and the kernel, Docker's rules alone, over ${alone.compared} probes`);
+      t.diagnostic(`Docker alone: tracer agreed with the kernel on ${alone.compared} probes`);
 
       const policy = await writePolicy(lab.workDir);
       assert.match(await dockwallOk(lab, ["apply", "-c", policy]), /applied/);
       assert.deepEqual(await mismatches(lab, TARGETS), [], `dockwall beside Docker 29 (${backend})`);
       t.diagnostic(`probe matrix: ${(await probeMatrix(lab, TARGETS)).length} probes matched the policy`);
 
-      if (backend === "iptables") {
-        const agreement = await disagreements(lab, TARGETS);
-        assert.deepEqual(agreement.wrong, [], `the tracer and the kernel, over ${agreement.compared} probes`);
-        t.diagnostic(`tracer agreed with the kernel on ${agreement.compared} probes`);
-      } else {
+      const agreement = await disagreements(lab, TARGETS);
+      assert.deepEqual(agreement.wrong, [], `the tracer and the kernel, over ${agreement.compared} probes`);
+      t.diagnostic(`tracer agreed with the kernel on ${agreement.compared} probes`);
+
+      // audit and explain answer on either back end: the published port is the admins' (not unknown, exit 4).
+      const audited = await lab.dockwall(["audit", "--json", "-c", policy]);
+      assert.notEqual(audited.code, 4, `audit could not tell (${backend}):\n${audited.stdout}\n${audited.stderr}`);
+      const rows = (JSON.parse(audited.stdout) as { rows: { target: { kind: string; port: number }; reach: { who: string } }[] }).rows;
+      const published = rows.filter((r) => r.target.kind === "container");
+      assert.ok(published.length > 0 && published.every((r) => r.reach.who === "some"), `the published port is the admins' (${backend}): ${JSON.stringify(published)}`);
+      for (const [client, code] of [[lab.clients.stranger, 3], [lab.clients.admin, 0]] as const) {
+        for (const family of ["ipv4", "ipv6"] as const) {
+          const r = await lab.dockwall(["explain", client[family], "tcp/8080", "--dst", HOST_ADDR[family], "--in", "eth0"]);
+          assert.equal(r.code, code, `explain ${client[family]} tcp/8080 (${backend}):\n${r.stdout}\n${r.stderr}`);
+          if (backend === "nftables" && code === 0) assert.match(r.stdout, /docker-bridges filter-forward-in__bridge1/);
+        }
+      }
+
+      if (backend === "nftables") {
         // Docker's own accept for the published port is on the path (admin counted through it), and the
         // stranger's connection never reaches it: dockwall's drop is final.
         const dockerAccept = new RegExp(`ip daddr ${WEB.ipv4.replace(/\./g, "\\.")} tcp dport 80 counter packets`);
@@ -125,11 +145,9 @@ for (const backend of ["iptables", "nftables"] as FirewallBackend[]) {
       await lab.startLateContainer(LATE);
       await dockwallOk(lab, ["apply", "-c", policy]);
       assert.deepEqual(await mismatches(lab, [...TARGETS, ...LATE_TARGETS]), [], `after the late container (${backend})`);
-      if (backend === "iptables") {
-        const agreement = await disagreements(lab, [...TARGETS, ...LATE_TARGETS]);
-        assert.deepEqual(agreement.wrong, [], `the tracer and the kernel after the late container, over ${agreement.compared} probes`);
-        t.diagnostic(`after the late container: tracer agreed with the kernel on ${agreement.compared} probes`);
-      }
+      const after = await disagreements(lab, [...TARGETS, ...LATE_TARGETS]);
+      assert.deepEqual(after.wrong, [], `the tracer and the kernel after the late container, over ${after.compared} probes`);
+      t.diagnostic(`after the late container: tracer agreed with the kernel on ${after.compared} probes`);
     } finally {
       const left = await lab.destroy();
       assert.deepEqual(left, [], "every process the stand-in lab started was ended by pid");

@@ -1,7 +1,8 @@
 /**
  * The tracer against the kernel on the lab's probe matrix: every probe is run twice, once as a real
- * connection and once through the tracer over the live `iptables-save`/`ipset save` of the Docker
- * host, and the two must agree. Shared by the tracer's own suite and the apply suite's every mode.
+ * connection and once through the tracer over the live `iptables-save`/`ipset save` and `nft -j list
+ * ruleset` (nft's own tables: Docker 29's docker-bridges) of the Docker host, and the two must agree.
+ * Shared by the tracer's own suite, the apply suite's every mode and the Docker 29 stand-in's.
  */
 import { Lab, HOST_ADDR } from "./lab.js";
 import { probeMatrix, probeOutcomes } from "./checks.js";
@@ -11,6 +12,7 @@ import { parseSave } from "../../src/backends/iptables/save-parser.js";
 import { parseIpsetSave } from "../../src/backends/ipset.js";
 import type { TraceHost } from "../../src/trace/packet.js";
 import { memberSets } from "../../src/trace/sets.js";
+import { emptyNftRuleset, parseNftRuleset } from "../../src/trace/nft/ruleset.js";
 
 /**
  * The probe matrix, less the loopback-published port: nothing listens on the host's outside address
@@ -19,18 +21,22 @@ import { memberSets } from "../../src/trace/sets.js";
 export const TRACED_TARGETS: Target[] = POLICY_TARGETS.filter((t) => t.port !== 9090);
 
 async function liveWalkers(lab: Lab): Promise<Record<"ipv4" | "ipv6", RuleWalker>> {
-  const [v4, v6, sets, addrs] = await Promise.all([
+  const [v4, v6, sets, addrs, nftJson] = await Promise.all([
     lab.hostIptablesSave("ipv4"),
     lab.hostIptablesSave("ipv6"),
     lab.exec(lab.hostNs, "ipset", ["save"]),
     lab.exec(lab.hostNs, "ip", ["-j", "addr"]),
+    lab.exec(lab.hostNs, "nft", ["-j", "list", "ruleset"]),
   ]);
+  // The lab's iptables-save is iptables-nft's (Debian 12): its tables are read from it, not from nft.
+  const nft = nftJson.code === 0 ? parseNftRuleset(nftJson.stdout, { iptablesNft: !/\(legacy\)/.test(v4) }) : emptyNftRuleset(nftJson.stderr);
   const links = JSON.parse(addrs.stdout) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
   const host: TraceHost = { interfaces: links.map((l) => ({ name: l.ifname, addresses: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`) })) };
   const all = parseIpsetSave(sets.stdout, () => true);
   // Members as `ipset save` prints them (the CLI asks the kernel with `ipset test` instead: both are checked).
   const members = memberSets(all);
-  return { ipv4: new RuleWalker(parseSave(v4), members, host), ipv6: new RuleWalker(parseSave(v6), members, host) };
+  const walker = (family: "ipv4" | "ipv6", save: string) => new RuleWalker(parseSave(save), members, host, undefined, nft.families[family]);
+  return { ipv4: walker("ipv4", v4), ipv6: walker("ipv6", v6) };
 }
 
 /** Every probe where the tracer's verdict and the real connection differ, and how many were compared. */

@@ -61,6 +61,16 @@ export class FakeNetfilter implements Runner {
     if (r.code !== 0) throw new Error(`loadSave: ${r.stderr}`);
   }
 
+  /**
+   * What `nft -j list ruleset` prints for the tables iptables does not own (Docker 29's
+   * docker-bridges): taken as given, for the tracer to read. Without it there is no nft (not found).
+   */
+  private nftJson: string | undefined;
+
+  loadNftJson(text: string): void {
+    this.nftJson = text;
+  }
+
   /** The next call for which pred is true returns this result and changes nothing. */
   failNext(pred: CallPredicate, result: Partial<CommandResult> & { code: number }): void {
     this.failures.push({ pred, result: { stdout: "", stderr: "", ...result } });
@@ -132,6 +142,9 @@ export class FakeNetfilter implements Runner {
       const family: Family = m[1] === "ip6" ? "ipv6" : "ipv4";
       if (m[3] === "save") return ok(this.saveText(family));
       return this.restore(family, opts.input ?? "", { noflush: args.includes("--noflush"), test: args.includes("--test") });
+    }
+    if (cmd === "nft" && this.nftJson !== undefined) {
+      return args.join(" ") === "-j list ruleset" ? ok(this.nftJson) : { code: 1, stdout: "", stderr: "Error: the fake runs only nft -j list ruleset\n" };
     }
     if (cmd === "ipset") {
       if (args[0] === "list" && args[1] === "-t") return ok(this.ipsetHeaders());
