@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { Lab, IMAGE, listenCommand, sleep, type Client, type Family, type LabOptions } from "./lab.js";
 import { ProcessRunner } from "../../src/exec/runner.js";
+import type { EngineVersion } from "./engines.js";
 
 const runner = new ProcessRunner();
 
@@ -126,8 +127,8 @@ export class SwarmLab {
     return this.nodes[0]!;
   }
 
-  /** The segment, the clients and NODE_COUNT nodes with their dockerd; no swarm yet. Tears down on failure. */
-  static async create(): Promise<SwarmLab> {
+  /** The segment, the clients and NODE_COUNT nodes with their dockerd (20.10 unless told); no swarm yet. Tears down on failure. */
+  static async create(docker: EngineVersion = "20.10"): Promise<SwarmLab> {
     for (const tool of ["unshare", "python3"]) {
       if ((await runner.run("sh", ["-c", `command -v ${tool}`])).code !== 0) throw new Error(`the swarm lab needs ${tool}`);
     }
@@ -138,7 +139,7 @@ export class SwarmLab {
       await lab.buildSegment();
       for (let i = 1; i <= NODE_COUNT; i++) {
         const dir = path.join(workDir, `node${i}`);
-        const node = new SwarmNode(`${id}n${i}`, dir, { ipv6Mode: "proxy", ipForwardBeforeDocker: false }, i, nodeAddress(i), lab.segNs);
+        const node = new SwarmNode(`${id}n${i}`, dir, { docker, ipv6Mode: "proxy", ipForwardBeforeDocker: false }, i, nodeAddress(i), lab.segNs);
         lab.nodes.push(node);
         await runner.run("mkdir", ["-p", dir]);
         await node.build();
