@@ -1,6 +1,6 @@
 /**
  * A Docker Swarm in network namespaces (LAB.md "Swarm in namespaces"): the lab's outside segment and
- * clients (lab.ts), and three Docker 20.10 hosts on it, each a dockerd in its own network namespace
+ * clients (lab.ts), and three Docker hosts on it (20.10, or 28), each a dockerd in its own network namespace
  * and its own mount namespace (Docker 20.10 keeps the ingress sandbox at a fixed
  * /var/run/docker/netns/ingress_sbox whatever --exec-root says, so every node gets a private tmpfs
  * there). Node 1 inits the swarm, the others join it as workers; an attachable overlay network and a

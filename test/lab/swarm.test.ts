@@ -7,7 +7,8 @@
  * node) after apply, after a dockerd restart on one node, and after a node leaves and joins again.
  * Ports published in host mode obey the policy like `docker run -p` ports: the stranger / trusted /
  * admin matrix on every node, IPv4 and IPv6. One swarm is shared by the whole file (it takes most of
- * its time to form), so the tests run in order and each leaves the swarm healthy.
+ * its time to form; one per engine), so the tests run in order and each leaves the swarm healthy. Docker 28 runs the
+ * core of it (ENGINES).
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +20,7 @@ import { liveWalkers } from "./tracer-agreement.js";
 import { MeshLab, MESH_PORT, SANDBOX } from "./swarm-mesh.js";
 import { DeliveryWatcher, send, token } from "./raw-packets.js";
 import { HOST_ADDR, type Client, type Family, type ProbeSpec } from "./lab.js";
+import type { EngineVersion } from "./engines.js";
 import type { ClientName } from "./expectations.js";
 
 const PEERS = Array.from({ length: NODE_COUNT }, (_, i) => nodeAddress(i + 1));
@@ -49,14 +51,24 @@ const TARGETS: { what: string; proto: "tcp" | "udp"; port: number; allowed: Clie
 ];
 const FAMILIES: Family[] = ["ipv4", "ipv6"];
 
-describe("dockwall on a three-node Docker 20.10 swarm", () => {
+/**
+ * Docker 20.10 gets the whole suite; Docker 28 (its swarm works here too) the apply, the stranger's
+ * packets and the matrix on one node: the restart and the rejoin are the nodes' own doing, not the
+ * engine's rules, and CI time is short.
+ */
+const ENGINES: { docker: EngineVersion; full: boolean }[] = [
+  { docker: "20.10", full: true },
+  { docker: "28", full: false },
+];
+
+for (const { docker, full } of ENGINES) describe(`dockwall on a three-node Docker ${docker} swarm`, () => {
   let swarm: SwarmLab;
   const policyFiles = new Map<SwarmNode, string>();
   const figures: string[] = [];
 
   before(async () => {
     const started = Date.now();
-    swarm = await SwarmLab.create();
+    swarm = await SwarmLab.create(docker);
     const joins = await swarm.formSwarm();
     await swarm.deployService();
     figures.push(`swarm formed and serving in ${Date.now() - started} ms (joins until Ready: ${joins.join(", ")} ms)`);
@@ -67,7 +79,7 @@ describe("dockwall on a three-node Docker 20.10 swarm", () => {
     }
   });
   after(async () => {
-    if (figures.length) process.stdout.write(`# swarm figures: ${figures.join("; ")}\n`);
+    if (figures.length) process.stdout.write(`# Docker ${docker} swarm figures: ${figures.join("; ")}\n`);
     await swarm?.destroy();
   });
 
@@ -177,11 +189,11 @@ describe("dockwall on a three-node Docker 20.10 swarm", () => {
     assert.equal(await connects({ ...swarm.clients.admin, ns: swarm.nodes[1]!.hostNs }, swarm.manager, 2377), true, "a peer reaches 2377");
   });
 
-  it("the host-mode published ports obey the policy on every node, for the three clients over IPv4 and IPv6", async () => {
-    assert.deepEqual(await matrixMismatches(swarm.nodes), []);
+  it(`the host-mode published ports obey the policy on ${full ? "every node" : "a worker"}, for the three clients over IPv4 and IPv6`, async () => {
+    assert.deepEqual(await matrixMismatches(full ? swarm.nodes : [swarm.nodes[1]!]), []);
   });
 
-  it("after a dockerd restart on one node the swarm is healthy and that node still keeps the stranger out", async () => {
+  if (full) it("after a dockerd restart on one node the swarm is healthy and that node still keeps the stranger out", async () => {
     const node = swarm.nodes[1]!;
     const started = Date.now();
     await node.stopDockerd();
@@ -195,7 +207,7 @@ describe("dockwall on a three-node Docker 20.10 swarm", () => {
     assert.deepEqual(await matrixMismatches([node]), []);
   });
 
-  it("after a node leaves the swarm and joins again the swarm is healthy and the rejoined node still keeps the stranger out", async () => {
+  if (full) it("after a node leaves the swarm and joins again the swarm is healthy and the rejoined node still keeps the stranger out", async () => {
     const node = swarm.nodes[2]!;
     await swarm.leave(node);
     const joinMs = await swarm.join(node);
