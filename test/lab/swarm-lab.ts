@@ -17,7 +17,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Lab, IMAGE, listenCommand, sleep, type Client, type Family, type LabOptions } from "./lab.js";
+import { Lab, IMAGE, listenCommand, sleep, type Client, type LabOptions } from "./lab.js";
 import { ProcessRunner } from "../../src/exec/runner.js";
 import type { EngineVersion } from "./engines.js";
 
@@ -283,10 +283,6 @@ export function nodeAddress(i: number): NodeAddress {
 /** A "client" standing in the node's own namespace (its own probe of its own port: start-up, not the firewall). */
 function ownClient(node: SwarmNode): Client {
   return { name: "admin", ns: node.hostNs, ipv4: node.address.ipv4, ipv6: node.address.ipv6 };
-}
-
-export function familyAddress(node: SwarmNode, family: Family): string {
-  return node.address[family];
 }
 
 async function ok(cmd: string, args: string[]): Promise<string> {
