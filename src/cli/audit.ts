@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { Exit, DEFAULT_POLICY, makeContext, netfilterFor, print, type GlobalOptions } from "./common.js";
 import { readLiveRules, readTraceHost } from "../trace/live.js";
 import { audit } from "../trace/audit.js";
-import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit } from "../trace/audit-report.js";
+import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit, meshPorts } from "../trace/audit-report.js";
 import { untracedPublishedPorts } from "../trace/untraced-backend.js";
 import { readDockerFacts } from "../facts/docker.js";
 import { readListeningSockets } from "../facts/sockets.js";
@@ -33,7 +33,8 @@ export function registerAudit(program: Command): void {
         file === undefined ? Promise.resolve(undefined) : readPolicy(file),
       ]);
       const bridges = auditBridges(docker, [live.walkers.ipv4.tables, live.walkers.ipv6.tables]);
-      const rows = await audit(auditTargets(docker.containers, sockets.sockets, docker.reachable), live.walkers, live.host, bridges);
+      const mesh = meshPorts([live.walkers.ipv4.tables]);
+      const rows = await audit(auditTargets(docker.containers, sockets.sockets, docker.reachable, mesh), live.walkers, live.host, bridges);
       const firewall = await readFirewallReport(ctx.runner, docker, nf.variant);
       const findings = { ...auditFindings(untracedPublishedPorts(rows, firewall.backend, live.nft), loaded?.policy, file, docker, sockets), firewall };
       print(opts.json ? [JSON.stringify(auditJson(findings), null, 2)] : humanAudit(findings));

@@ -13,14 +13,47 @@ import type { ListeningSocket, ListeningSockets } from "../facts/sockets.js";
 import type { SavedState } from "../backends/iptables/save-parser.js";
 import { escapeControls } from "../policy/quote.js";
 import { describeReach, type AuditRow, type AuditTarget } from "./audit.js";
+import { words } from "./rule.js";
 
 /** Exit codes (README "exit codes"): 3 something open to anyone that the policy does not declare public, 4 cannot tell. */
 export const AUDIT_EXIT = { clear: 0, holes: 3, cannotTell: 4 } as const;
 
-/** Docker's published ports and the host's other listening sockets, one target per family. */
-export function auditTargets(containers: ContainerFacts[], sockets: ListeningSocket[], dockerReachable = true): AuditTarget[] {
+/** A port Docker publishes through Swarm's routing mesh (meshPorts). */
+export interface MeshPort {
+  proto: "tcp" | "udp";
+  port: number;
+}
+
+/**
+ * The ports Swarm's routing mesh publishes on this node, from Docker's own rules: nat DOCKER-INGRESS
+ * DNATs each to the ingress sandbox. No container lists them (the node may run no replica at all,
+ * and a replica's container does not list them either) and the Engine API only answers for services
+ * on a manager, so the rules are what every node can tell them by. IPv4 only: the mesh has no IPv6.
+ */
+export function meshPorts(tables: SavedState[]): MeshPort[] {
+  const found = new Map<string, MeshPort>();
+  for (const t of tables) {
+    for (const rule of t.get("nat")?.chains.get("DOCKER-INGRESS")?.rules ?? []) {
+      const w = words(rule);
+      const at = (option: string) => (w.includes(option) ? w[w.indexOf(option) + 1] : undefined);
+      const proto = at("-p");
+      const port = Number(at("--dport"));
+      if (at("-j") !== "DNAT" || (proto !== "tcp" && proto !== "udp") || !Number.isInteger(port) || port < 1 || port > 65535) continue;
+      found.set(`${proto} ${port}`, { proto, port });
+    }
+  }
+  return [...found.values()];
+}
+
+/** Docker's published ports (the routing mesh's included) and the host's other listening sockets, one target per family. */
+export function auditTargets(containers: ContainerFacts[], sockets: ListeningSocket[], dockerReachable = true, mesh: MeshPort[] = []): AuditTarget[] {
   const targets: AuditTarget[] = [];
   const published = new Set<string>();
+  for (const m of mesh) {
+    // A socket on the port (dockerd keeps one to reserve it, where the mesh runs) is the mesh's, not a host service.
+    published.add(`${m.proto} ${m.port}`);
+    targets.push({ kind: "container", proto: m.proto, port: m.port, family: "ipv4", bind: "0.0.0.0", what: `routing mesh ${m.port}/${m.proto}` });
+  }
   for (const c of containers.filter((c) => c.running)) {
     for (const p of c.published) {
       const family = p.hostIp.includes(":") ? "ipv6" : "ipv4";

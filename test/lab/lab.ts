@@ -182,11 +182,16 @@ export class Lab {
     return args;
   }
 
+  /** The shell words that exec nsenter with dockerd's arguments ("$@"); a swarm node wraps them (swarm-lab.ts). */
+  protected dockerdLauncher(): string {
+    return `exec nsenter "$@"`;
+  }
+
   /** dockerd through nsenter, not `ip netns exec` (which remounts /sys and breaks dockerd's cgroups). */
   async startDockerd(): Promise<void> {
     const log = path.join(this.workDir, "dockerd.log");
     const binPath = [...this.engine.binDirs, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
-    const child = spawn("sh", ["-c", `exec nsenter "$@" >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore", env: { ...this.env, PATH: binPath } });
+    const child = spawn("sh", ["-c", `${this.dockerdLauncher()} >>${log} 2>&1`, "sh", ...this.dockerdArgs()], { stdio: "ignore", env: { ...this.env, PATH: binPath } });
     this.dockerdPid = child.pid;
     child.unref();
     for (let i = 0; i < 120; i++) {
@@ -224,7 +229,7 @@ export class Lab {
 
   // ---- image and containers ------------------------------------------------------------------
 
-  private async importImage(): Promise<void> {
+  protected async importImage(): Promise<void> {
     const root = path.join(this.workDir, "image");
     await mkdir(path.join(root, "bin"), { recursive: true });
     await mkdir(path.join(root, "www"), { recursive: true });

@@ -20,7 +20,7 @@ import { emptyNftRuleset, parseNftRuleset } from "../../src/trace/nft/ruleset.js
  */
 export const TRACED_TARGETS: Target[] = POLICY_TARGETS.filter((t) => t.port !== 9090);
 
-async function liveWalkers(lab: Lab): Promise<Record<"ipv4" | "ipv6", RuleWalker>> {
+export async function liveWalkers(lab: Lab): Promise<Record<"ipv4" | "ipv6", RuleWalker>> {
   const [v4, v6, sets, addrs, nftJson] = await Promise.all([
     lab.hostIptablesSave("ipv4"),
     lab.hostIptablesSave("ipv6"),

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit, AUDIT_EXIT } from "../../src/trace/audit-report.js";
+import { auditBridges, auditExitCode, auditFindings, auditJson, auditTargets, humanAudit, meshPorts, AUDIT_EXIT } from "../../src/trace/audit-report.js";
 import { parseSave } from "../../src/backends/iptables/save-parser.js";
 import { DOCKER_20_10_SAVE, DOCKER_28_SAVE } from "./docker-layout.js";
 import type { AuditRow } from "../../src/trace/audit.js";
@@ -169,4 +169,39 @@ test("Docker unreachable: docker-proxy's socket is a published port, which a by-
   assert.deepEqual(f.holes, []);
   assert.equal(auditExitCode(f), AUDIT_EXIT.cannotTell);
   assert.match(humanAudit(f)[1]!, /^8080\/tcp\s+IPv4\s+published port: docker-proxy \(pid 300\)\s+anyone$/);
+});
+
+/** Docker's rules for a port published through Swarm's routing mesh (moby's swarm-portmap scenario, nat table). */
+const MESH_NAT = `*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-INGRESS - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER-INGRESS
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A DOCKER-INGRESS -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:8080
+-A DOCKER-INGRESS -p udp -m udp --dport 5353 -j DNAT --to-destination 172.18.0.2:5353
+-A DOCKER-INGRESS -j RETURN
+COMMIT
+`;
+
+test("a port published through Swarm's routing mesh is a published port, read from Docker's DOCKER-INGRESS rules, even on a node with no replica", () => {
+  const mesh = meshPorts([parseSave(MESH_NAT)]);
+  assert.deepEqual(mesh, [{ proto: "tcp", port: 8080 }, { proto: "udp", port: 5353 }]);
+  assert.deepEqual(meshPorts([parseSave(DOCKER_20_10_SAVE)]), [], "no mesh, no mesh ports");
+  // dockerd's socket reserving the port is the mesh's, not a host service; no container lists the port.
+  const reservation = { proto: "tcp" as const, family: "ipv6" as const, address: "::", port: 8080, inode: 7, process: { pid: 90, name: "dockerd" } };
+  const t = auditTargets([], [reservation], true, mesh);
+  assert.deepEqual(t.map((x) => [x.kind, x.proto, x.port, x.family, x.what]), [
+    ["container", "udp", 5353, "ipv4", "routing mesh 5353/udp"],
+    ["container", "tcp", 8080, "ipv4", "routing mesh 8080/tcp"],
+  ]);
+  // The fixture policy opens published port 8080 to anyone (containers:, by port): as intended there.
+  const open = auditFindings([{ target: t[1]!, reach: { who: "anyone" } }], policy(), "/etc/dockwall/dockwall.yaml", DOCKER_UP, { sockets: [] });
+  assert.deepEqual(open.holes, []);
+  // 5353/udp it does not open: reachable by anyone, that is a hole.
+  const hole = auditFindings([{ target: t[0]!, reach: { who: "anyone" } }], policy(), "/etc/dockwall/dockwall.yaml", DOCKER_UP, { sockets: [] });
+  assert.equal(auditExitCode(hole), AUDIT_EXIT.holes);
 });
