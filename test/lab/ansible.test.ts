@@ -25,6 +25,8 @@ const ROLES = path.join(REPO_DIR, "deploy/ansible/roles");
 const PLAYBOOK = path.join(REPO_DIR, "deploy/ansible/playbook.yml");
 // Short, to keep the test short, and still room for a new SSH connection and one command.
 const CONFIRM_SECONDS = 10;
+// The lock-out run only waits the window out: longer than the reconnect that fails (ansible.cfg timeout 3).
+const LOCK_OUT_CONFIRM_SECONDS = 6;
 
 /** The policy the role writes, as role variables: SSH for the admin, the database for the trusted client. */
 function policy(sshFrom: string, dbFrom: string[]): Record<string, unknown> {
@@ -209,7 +211,7 @@ describe("the Ansible role on Docker 20.10, from the admin's controller over SSH
     assert.equal(await kernelOf(lab), applied, "the refused policy changed the kernel");
 
     // Forced past the guard: applied, the reconnect is dropped, and dockwall rolls back by itself.
-    const forced = await playbook({ dockwall_policy: lockOut, dockwall_apply_force: true });
+    const forced = await playbook({ dockwall_policy: lockOut, dockwall_apply_force: true, dockwall_confirm_seconds: LOCK_OUT_CONFIRM_SECONDS });
     assert.notEqual(forced.code, 0, show(forced));
     assert.equal(recapOf(forced.stdout).failed, 1, show(forced));
     assert.match(forced.stdout, /UNREACHABLE/, `the reconnect was not locked out:\n${show(forced)}`);
