@@ -3,11 +3,12 @@
 # the kernel's firewall tools, Docker Engine 20.10 (docker.io) and 28 (scripts/docker28.sh), socat and busybox for the lab image,
 # wrk and iperf3 for the data-plane benchmark, systemd for systemd-analyze (the unit test scores the
 # service unit with it), zsh and fish (the completion tests run them), man-db and groff-base (the man
-# page tests render the pages), then the npm packages from package-lock.json.
+# page tests render the pages), ansible-core and openssh-server (the Ansible role's lab test runs
+# its own sshd inside a lab namespace), then the npm packages from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3 systemd zsh fish man-db groff-base)
+PACKAGES=(iptables ipset conntrack nftables docker.io socat busybox-static curl iproute2 util-linux coreutils wrk iperf3 systemd zsh fish man-db groff-base ansible-core openssh-server)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,6 +32,10 @@ if ((${#missing[@]})); then
   fi
   trap 'if [[ $created_policy_rc -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi' EXIT
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Nor at boot: this machine's own SSH service stays as it was (off); the lab starts its own sshd.
+  if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+    systemctl disable ssh.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # Docker 28 beside 20.10, for the lab's Docker 28 mode (unpacked into /opt/docker28, nothing replaced).
