@@ -123,11 +123,19 @@ describe("dockwall as a Swarm global service on a three-node Docker 20.10 swarm"
   /** The tasks of the service given this config: on which node (index), and why each ended. */
   const tasksGiven = async (config: string) => {
     const ids = (await swarm.manager.dockerText(["service", "ps", "-q", SERVICE])).split(/\s+/).filter(Boolean);
-    const lines = (await swarm.manager.dockerText(["inspect", "-f", "{{.NodeID}}\t{{range .Spec.ContainerSpec.Configs}}{{.ConfigName}}{{end}}\t{{.Status.State}}: {{.Status.Message}} {{.Status.Err}}", ...ids])).split("\n");
+    const lines = (await swarm.manager.dockerText(["inspect", "-f", "{{.ID}}\t{{.NodeID}}\t{{range .Spec.ContainerSpec.Configs}}{{.ConfigName}}{{end}}\t{{.Status.State}}: {{.Status.Message}} {{.Status.Err}}", ...ids])).split("\n");
     return lines
       .map((l) => l.split("\t"))
-      .filter(([, name]) => name === config)
-      .map(([nodeId, , status]) => ({ node: swarm.nodes.find((n) => n.swarmId === nodeId)?.index, status: status ?? "" }));
+      .filter(([, , name]) => name === config)
+      .map(([id, nodeId, , status]) => ({ id: id!, node: swarm.nodes.find((n) => n.swarmId === nodeId), status: status ?? "" }));
+  };
+
+  /** What Docker's health check made of a task's container on its node (its container is kept with the task history). */
+  const taskHealth = async (task: { id: string; node?: SwarmNode }) => {
+    if (!task.node) return "no node";
+    const ids = (await task.node.dockerText(["ps", "-aq", "--filter", `label=com.docker.swarm.task.id=${task.id}`])).split(/\s+/).filter(Boolean);
+    if (ids.length === 0) return "no container";
+    return task.node.dockerText(["inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{end}} exit {{.State.ExitCode}}", ...ids]);
   };
 
   const updateConfig = async (from: string, to: string) =>
@@ -186,9 +194,12 @@ describe("dockwall as a Swarm global service on a three-node Docker 20.10 swarm"
     figures.push(`bad policy until rolled back: ${Date.now() - t0} ms`);
     assert.equal(await updateState(), "rollback_completed");
     const given = await tasksGiven("policy-unknown-group");
-    assert.equal(new Set(given.map((t) => t.node)).size, 1, `only the first node was given the bad policy: ${JSON.stringify(given)}`);
-    figures.push(`the bad policy's tasks: ${given.map((t) => `node${t.node} ${t.status.trim()}`).join(", ")}`);
-    assert.ok(given.every((t) => !/^running/.test(t.status)), `none of its tasks still runs: ${JSON.stringify(given)}`);
+    const health = await Promise.all(given.map(taskHealth));
+    const described = given.map((t, i) => `node${t.node?.index} ${t.status.trim()} (container: ${health[i]})`);
+    figures.push(`the bad policy's tasks: ${described.join(", ")}`);
+    assert.equal(new Set(given.map((t) => t.node)).size, 1, `only the first node was given the bad policy: ${described.join(", ")}`);
+    assert.ok(given.every((t) => !/^running/.test(t.status)), `none of its tasks still runs: ${described.join(", ")}`);
+    assert.ok(health.some((h) => /^unhealthy/.test(h)), `the health check turned its container unhealthy: ${described.join(", ")}`);
     await waitHolds(swarm.nodes, files["public-api"]!);
     assert.deepEqual(await probeMismatches(swarm.nodes, ["stranger", "admin"]), []);
   });
