@@ -18,6 +18,12 @@ export interface Lock {
 
 export class LockError extends Error {}
 
+/** Another process holds the lock, and this one was told not to wait (waitSeconds 0). */
+export class LockHeld extends LockError {}
+
+/** flock's exit code when the lock is held and it may not wait (-E): told apart from its other failures. */
+const HELD = 75;
+
 export class FlockLock implements Lock {
   constructor(
     private readonly file: string,
@@ -26,7 +32,8 @@ export class FlockLock implements Lock {
 
   async acquire(): Promise<Release> {
     await checkLockFile(this.file);
-    const child = spawn("flock", ["-w", String(this.waitSeconds), this.file, "sh", "-c", "echo locked; exec cat >/dev/null"], {
+    const wait = this.waitSeconds === 0 ? ["-n", "-E", String(HELD)] : ["-w", String(this.waitSeconds)];
+    const child = spawn("flock", [...wait, this.file, "sh", "-c", "echo locked; exec cat >/dev/null"], {
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stderr = "";
@@ -36,7 +43,7 @@ export class FlockLock implements Lock {
         reject(new LockError(e.code === "ENOENT" ? "flock: command not found (install util-linux)" : e.message)),
       );
       child.on("exit", (code) =>
-        reject(new LockError(`could not lock ${this.file} within ${this.waitSeconds}s (another dockwall is applying?) ${stderr.trim()} (exit ${code})`)),
+        reject(new (this.waitSeconds === 0 && code === HELD ? LockHeld : LockError)(`could not lock ${this.file} within ${this.waitSeconds}s (another dockwall is applying?) ${stderr.trim()} (exit ${code})`)),
       );
       child.stdout.once("data", () => resolve());
     });

@@ -3,6 +3,7 @@ import { dockerEndpoint } from "../facts/index.js";
 import { Daemon } from "../daemon/daemon.js";
 import { formatLogLine, stdoutIsJournal, type Level } from "../daemon/log-line.js";
 import { DEFAULT_POLICY, Exit, makeContext, type GlobalOptions } from "./common.js";
+import { takeWatchLock } from "../daemon/watch-lock.js";
 
 interface WatchOptions {
   config: string;
@@ -48,7 +49,9 @@ never leaves the host open: the daemon keeps the last applied rules (put back fr
 directory after a reboot), or, if none were ever applied, a lock-down with only SSH (22/tcp) open
 from outside; it logs an error, \`dockwall status\` shows it, the metric dockwall_policy_valid is 0;
 the first policy that applies replaces it. Only when even that cannot be applied (no iptables) does
-the daemon exit (1: the policy does not validate, 2: failed). SIGTERM stops it and leaves the rules
+the daemon exit (1: the policy does not validate, 2: failed). One watch per state directory: while
+another holds it (the host's unit and the Swarm service on one host), this one exits 2 at once and
+changes nothing. SIGTERM stops it and leaves the rules
 in place. Logs one JSON line per event on stdout (with a journald priority prefix when stdout is
 the journal). Run it as a service: dockwall install.
 
@@ -72,6 +75,12 @@ Example:
         metrics = new m.Metrics();
         metricsServing = new MetricsServing(metrics, listen);
       }
+      const watchLock = await takeWatchLock(ctx.store);
+      if (!watchLock.held && watchLock.otherWatch) {
+        log("error", "not starting", { reason: watchLock.reason });
+        throw new Exit(2);
+      }
+      if (!watchLock.held) log("warn", "cannot take the watch lock; watching all the same", { reason: watchLock.reason });
       const daemon = new Daemon(
         ctx,
         {
@@ -100,6 +109,7 @@ Example:
       await first.catch(() => undefined);
       await daemon.stop();
       metricsServing?.stop();
+      if (watchLock.held) await watchLock.release();
       log("info", "stopped", { ...daemon.counts });
     });
 }
