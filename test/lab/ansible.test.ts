@@ -18,6 +18,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { HOST_ADDR, Lab, REPO_DIR, sleep, type Family } from "./lab.js";
 import { LAB_TAG } from "./leftovers.js";
+import { seaExecutable } from "../unit/sea-executable.js";
 import { ProcessRunner, type CommandResult } from "../../src/exec/runner.js";
 
 const run = new ProcessRunner();
@@ -67,10 +68,11 @@ describe("the Ansible role on Docker 20.10, from the admin's controller over SSH
   let lab: Lab;
   let work: string;
   let madeRunSshd = false;
+  let executable: string;
   const vars = (extra: Record<string, unknown>) => ({
     dockwall_install_method: "binary",
-    // The bundle, as the single executable would be used: one file copied from the controller.
-    dockwall_binary_src: path.join(REPO_DIR, "dist/dockwall.cjs"),
+    // The single executable (scripts/build-sea.mjs), copied from the controller: what a host without Node.js gets.
+    dockwall_binary_src: executable,
     dockwall_bin_dir: path.join(work, "usr-local-bin"),
     dockwall_policy_path: path.join(work, "etc-dockwall/dockwall.yaml"),
     dockwall_state_dir: lab.stateDir,
@@ -99,6 +101,7 @@ describe("the Ansible role on Docker 20.10, from the admin's controller over SSH
   const show = (r: CommandResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 
   before(async () => {
+    executable = await seaExecutable();
     lab = await Lab.create({ ipv6Mode: "proxy", ipForwardBeforeDocker: false, withServices: false });
     work = lab.workDir;
     await lab.startContainer({ name: "db", args: ["-p", "5432:5432"], command: lab.servicesCommand([[5432, "db", "tcp"]]) });

@@ -1,19 +1,19 @@
 /**
  * The dockwall container image of the lab, built from files as the lab's own image is (lab.ts
  * importImage): no registry, no base image. What deploy/swarm/Dockerfile installs from Debian
- * packages, copied from this machine instead: node and the bundle (dist/dockwall.cjs: the single
- * executable is the same bundle inside a node binary, and this is the leaner build), iptables and
+ * packages, copied from this machine instead: the single executable (scripts/build-sea.mjs, as the
+ * Dockerfile takes it from `npm run build:sea`), iptables and
  * ip6tables in the host's variant (iptables-nft: xtables-nft-multi under the names dockwall calls,
  * with its xtables modules), ipset, nft, flock (the apply lock), stdbuf (the ruleset monitor), a
  * busybox shell, and every library they load (ldd). Built once per test process, imported into
  * every node's dockerd.
  */
-import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ProcessRunner } from "../../src/exec/runner.js";
-import { REPO_DIR } from "./lab.js";
+import { seaExecutable } from "../unit/sea-executable.js";
 
 const runner = new ProcessRunner();
 
@@ -39,11 +39,14 @@ async function buildRootfs(): Promise<string> {
     await mkdir(path.join(root, path.dirname(to)), { recursive: true });
     await copyFile(from, path.join(root, to));
   };
-  const binaries = ["/usr/bin/node", "/usr/sbin/xtables-nft-multi", "/usr/sbin/ipset", "/usr/sbin/nft", "/usr/bin/flock", "/usr/bin/stdbuf", "/bin/busybox"];
+  const executable = await seaExecutable();
+  await put(executable, "/usr/local/bin/dockwall");
+  await chmod(path.join(root, "usr/local/bin/dockwall"), 0o755);
+  const binaries = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/ipset", "/usr/sbin/nft", "/usr/bin/flock", "/usr/bin/stdbuf", "/bin/busybox"];
   const modules = (await readdir(XTABLES_MODULES)).filter((f) => f.endsWith(".so")).map((f) => path.join(XTABLES_MODULES, f));
   for (const file of [...binaries, ...modules, STDBUF_LIBRARY]) await put(file);
   const libraries = new Set<string>();
-  for (const file of [...binaries, ...modules, STDBUF_LIBRARY]) {
+  for (const file of [executable, ...binaries, ...modules, STDBUF_LIBRARY]) {
     const r = await runner.run("ldd", [file]);
     // A static binary: "not a dynamic executable" (exit 1), nothing to copy.
     for (const lib of r.stdout.match(/\/\S+\.so[.\d]*/g) ?? []) libraries.add(lib);
@@ -52,9 +55,6 @@ async function buildRootfs(): Promise<string> {
   for (const name of XTABLES_NAMES) await symlink("xtables-nft-multi", path.join(root, "usr/sbin", name));
   for (const applet of BUSYBOX_APPLETS) await symlink("busybox", path.join(root, "bin", applet));
   for (const file of ["/etc/protocols", "/etc/services", "/etc/ethertypes"]) if (existsSync(file)) await put(file);
-  await put(path.join(REPO_DIR, "dist/dockwall.cjs"), "/usr/lib/dockwall/dockwall.cjs");
-  await mkdir(path.join(root, "usr/local/bin"), { recursive: true });
-  await writeFile(path.join(root, "usr/local/bin/dockwall"), '#!/bin/sh\nexec /usr/bin/node /usr/lib/dockwall/dockwall.cjs "$@"\n', { mode: 0o755 });
   for (const dir of ["tmp", "run", "etc/dockwall", "var/lib/dockwall"]) await mkdir(path.join(root, dir), { recursive: true });
   return root;
 }

@@ -290,3 +290,14 @@ async function ok(cmd: string, args: string[]): Promise<string> {
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr.trim()}`);
   return r.stdout;
 }
+
+/** The groups every swarm lab policy starts with: the lab's office and admins, and every node as `nodes` (for swarm.peers). */
+export function swarmPolicyGroups(): string {
+  const peers = Array.from({ length: NODE_COUNT }, (_, i) => nodeAddress(i + 1));
+  return `groups:
+  office: [198.18.0.8/29, "2001:db8:ff::10/124"]
+  admins: [198.18.0.30, "2001:db8:ff::30"]
+  nodes: [${peers.map((p) => `${p.ipv4}, "${p.ipv6}"`).join(", ")}]
+trusted: [office]
+`;
+}

@@ -19,7 +19,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { SwarmLab, SwarmNode, nodeAddress, NODE_COUNT } from "./swarm-lab.js";
+import { SwarmLab, SwarmNode, swarmPolicyGroups } from "./swarm-lab.js";
 import { probeOutcomes } from "./checks.js";
 import { REPO_DIR, sleep, type ProbeSpec } from "./lab.js";
 import { DOCKWALL_IMAGE, importDockwallImage, removeDockwallRootfs } from "./dockwall-image.js";
@@ -33,16 +33,9 @@ const TARGET = "/etc/dockwall/dockwall.yaml";
 /** Inside each node's dockerd mount namespace (a private tmpfs, swarm-lab.ts): one path on every node for its own socket and state. */
 const NODE_DIR = "/var/run/docker/dwsvc";
 
-const PEERS = Array.from({ length: NODE_COUNT }, (_, i) => nodeAddress(i + 1));
-
 /** A policy whose api port (8001) is for `api`: admins only, or everyone. */
 const policy = (api: string) => `# dockwall swarm service lab policy
-groups:
-  office: [198.18.0.8/29, "2001:db8:ff::10/124"]
-  admins: [198.18.0.30, "2001:db8:ff::30"]
-  nodes: [${PEERS.map((p) => `${p.ipv4}, "${p.ipv6}"`).join(", ")}]
-trusted: [office]
-containers:
+${swarmPolicyGroups()}containers:
   - port: 8080
 ${api}
 swarm:

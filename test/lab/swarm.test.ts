@@ -14,7 +14,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { SwarmLab, SwarmNode, FORGED_PORT, nodeAddress, NODE_COUNT } from "./swarm-lab.js";
+import { SwarmLab, SwarmNode, FORGED_PORT, NODE_COUNT, swarmPolicyGroups } from "./swarm-lab.js";
 import { dockwallOk, probeOutcomes } from "./checks.js";
 import { liveWalkers } from "./tracer-agreement.js";
 import { MeshLab, MESH_PORT, SANDBOX } from "./swarm-mesh.js";
@@ -23,16 +23,9 @@ import { HOST_ADDR, type Client, type Family, type ProbeSpec } from "./lab.js";
 import type { EngineVersion } from "./engines.js";
 import type { ClientName } from "./expectations.js";
 
-const PEERS = Array.from({ length: NODE_COUNT }, (_, i) => nodeAddress(i + 1));
-
 /** One policy for every node: the peers are the nodes' addresses, as a group. */
 const POLICY = `# dockwall swarm lab policy: the same file on every node
-groups:
-  office: [198.18.0.8/29, "2001:db8:ff::10/124"]
-  admins: [198.18.0.30, "2001:db8:ff::30"]
-  nodes: [${PEERS.map((p) => `${p.ipv4}, "${p.ipv6}"`).join(", ")}]
-trusted: [office]
-containers:
+${swarmPolicyGroups()}containers:
   - port: 8080          # web, published in host mode: public
   - port: [8001, 5353]  # api and dns: admins only
     proto: [tcp, udp]
