@@ -92,61 +92,56 @@ test("the last successful apply's time, process_* metrics, and drift as the appl
   assert.match(text, /^dockwall_drift nan$/im, "the kernel cannot be read: neither 0 nor 1");
 });
 
-test("the daemon's drift gauge: 0 once applied, 1 when a rule is deleted by hand, 0 again after the repair", async () => {
+/** A watch daemon on the fake kernel with `policy` applied and metrics on; ended (and its policy file removed) after `body`. */
+async function withDaemon(policy: string, body: (d: { fake: FakeNetfilter; file: string; metrics: Metrics; daemon: Daemon }) => Promise<void>): Promise<void> {
   await withStore(async (store, lock) => {
     const fake = new FakeNetfilter();
     const runner = legacyHost(fake);
     const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
-    await writeFile(file, "host:\n  - port: 22\n");
+    await writeFile(file, policy);
     const metrics = new Metrics();
     const daemon = new Daemon({ runner, store, lock }, { policy: file, docker: { socketPath: "/nonexistent/dockwall-test/docker.sock" }, checkEveryMs: 3_600_000, debounceMs: 5, metrics }, () => undefined);
     try {
       await daemon.start();
-      let text = await metrics.registry.metrics();
-      assert.match(text, /^dockwall_drift 0$/m);
-      assert.match(text, new RegExp(`^dockwall_policy_entry_info\\{entry="host-c7a38d82",file="${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}",line="2"\\} 1$`, "m"));
-      const ssh = fake.rules("ipv4", "filter", "DOCKWALL-INPUT-OUTSIDE").find((r) => r.includes("--dport 22"))!;
-      const deleted = await fake.run("iptables-legacy-restore", ["--noflush"], { input: `*filter\n-D DOCKWALL-INPUT-OUTSIDE ${ssh}\nCOMMIT\n` });
-      assert.equal(deleted.code, 0, deleted.stderr);
-      text = await metrics.registry.metrics();
-      assert.match(text, /^dockwall_drift 1$/m);
-      daemon.trigger("SIGHUP");
-      await daemon.idle();
-      assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
+      await body({ fake, file, metrics, daemon });
     } finally {
       await daemon.stop();
       await rm(file, { force: true });
     }
   });
+}
+
+test("the daemon's drift gauge: 0 once applied, 1 when a rule is deleted by hand, 0 again after the repair", async () => {
+  await withDaemon("host:\n  - port: 22\n", async ({ fake, file, metrics, daemon }) => {
+    let text = await metrics.registry.metrics();
+    assert.match(text, /^dockwall_drift 0$/m);
+    assert.match(text, new RegExp(`^dockwall_policy_entry_info\\{entry="host-c7a38d82",file="${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}",line="2"\\} 1$`, "m"));
+    const ssh = fake.rules("ipv4", "filter", "DOCKWALL-INPUT-OUTSIDE").find((r) => r.includes("--dport 22"))!;
+    const deleted = await fake.run("iptables-legacy-restore", ["--noflush"], { input: `*filter\n-D DOCKWALL-INPUT-OUTSIDE ${ssh}\nCOMMIT\n` });
+    assert.equal(deleted.code, 0, deleted.stderr);
+    text = await metrics.registry.metrics();
+    assert.match(text, /^dockwall_drift 1$/m);
+    daemon.trigger("SIGHUP");
+    await daemon.idle();
+    assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
+  });
 });
 
 test("a set member swapped for another, the count unchanged: the drift gauge sees it and the periodic check repairs it", async () => {
-  await withStore(async (store, lock) => {
-    const fake = new FakeNetfilter();
-    const runner = legacyHost(fake);
-    const file = path.join(path.dirname(store.dir), `${path.basename(store.dir)}-policy.yaml`);
-    await writeFile(file, "groups:\n  office: [198.18.0.8/29, 198.18.0.32/29]\nhost:\n  - port: 22\n    from: [office]\n");
-    const metrics = new Metrics();
-    const daemon = new Daemon({ runner, store, lock }, { policy: file, docker: { socketPath: "/nonexistent/dockwall-test/docker.sock" }, checkEveryMs: 3_600_000, debounceMs: 5, metrics }, () => undefined);
-    try {
-      await daemon.start();
-      assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
-      const saved = (await fake.run("ipset", ["save"], {})).stdout;
-      const set = /^add (\S+) 198\.18\.0\.8\/29$/m.exec(saved)?.[1];
-      assert.ok(set, `the office set holds 198.18.0.8/29:\n${saved}`);
-      const swapped = await fake.run("ipset", ["restore"], { input: `del ${set} 198.18.0.8/29\nadd ${set} 198.18.0.16/29\n` });
-      assert.equal(swapped.code, 0, swapped.stderr);
-      assert.match(await metrics.registry.metrics(), /^dockwall_drift 1$/m, "a stranger's network in place of the office's is drift");
-      // The periodic check reads every member too, and puts the office's network back.
-      daemon.trigger("periodic check");
-      await daemon.idle();
-      const repaired = (await fake.run("ipset", ["save", set], {})).stdout;
-      assert.match(repaired, /^add \S+ 198\.18\.0\.8\/29$/m, repaired);
-      assert.doesNotMatch(repaired, /198\.18\.0\.16/, "the stranger's network is gone");
-      assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
-    } finally {
-      await daemon.stop();
-      await rm(file, { force: true });
-    }
+  await withDaemon("groups:\n  office: [198.18.0.8/29, 198.18.0.32/29]\nhost:\n  - port: 22\n    from: [office]\n", async ({ fake, metrics, daemon }) => {
+    assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
+    const saved = (await fake.run("ipset", ["save"], {})).stdout;
+    const set = /^add (\S+) 198\.18\.0\.8\/29$/m.exec(saved)?.[1];
+    assert.ok(set, `the office set holds 198.18.0.8/29:\n${saved}`);
+    const swapped = await fake.run("ipset", ["restore"], { input: `del ${set} 198.18.0.8/29\nadd ${set} 198.18.0.16/29\n` });
+    assert.equal(swapped.code, 0, swapped.stderr);
+    assert.match(await metrics.registry.metrics(), /^dockwall_drift 1$/m, "a stranger's network in place of the office's is drift");
+    // The periodic check reads every member too, and puts the office's network back.
+    daemon.trigger("periodic check");
+    await daemon.idle();
+    const repaired = (await fake.run("ipset", ["save", set], {})).stdout;
+    assert.match(repaired, /^add \S+ 198\.18\.0\.8\/29$/m, repaired);
+    assert.doesNotMatch(repaired, /198\.18\.0\.16/, "the stranger's network is gone");
+    assert.match(await metrics.registry.metrics(), /^dockwall_drift 0$/m);
   });
 });
